@@ -1,0 +1,3 @@
+//! The bootable Oxen image (being written).
+#![no_std]
+#![no_main]
