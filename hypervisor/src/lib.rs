@@ -1,11 +1,35 @@
 //! The Oxen hypervisor: a type-1 hypervisor for x86-64.
 //!
 //! Every module lives in this library. Pure logic (memory-map normalisation,
-//! the frame allocator, page-table building, the command line) compiles on the
-//! host and is unit-tested there; the modules that touch hardware compile only
-//! for the bare-metal target (`target_os = "none"`), and `main.rs` is the thin
-//! binary that links them into the bootable image.
+//! the frame allocator, page-table building, the command line, the PVH boot
+//! information) compiles on the host and is unit-tested there; the modules
+//! that touch hardware compile only for the bare-metal target
+//! (`target_os = "none"`), and `main.rs` is the thin binary that links them
+//! into the bootable image. `unsafe` is denied everywhere except in `arch/`
+//! and the few modules that state why they need it.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+pub mod boot;
 pub mod cmdline;
 pub mod mm;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod bundle;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod fatal;
+#[cfg(target_os = "none")]
+pub mod init;
+#[cfg(target_os = "none")]
+pub mod logger;
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub mod time;

@@ -1,0 +1,46 @@
+//! Raw access to physical memory through the direct map. Used by boot-time
+//! parsers (firmware tables, the boot bundle) and the frame allocator's
+//! bitmap; everything else reaches memory through typed owners.
+
+use crate::mm::layout::phys_to_virt;
+
+/// Copy `buf.len()` bytes starting at physical address `pa`.
+///
+/// # Safety
+/// `[pa, pa + buf.len())` must lie inside the live direct map and must not be
+/// written concurrently.
+pub unsafe fn copy_from_phys(pa: u64, buf: &mut [u8]) {
+    let src = phys_to_virt(pa) as *const u8;
+    // SAFETY: the caller guarantees the source is mapped and stable; `buf`
+    // is a distinct, writable Rust slice.
+    unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+}
+
+/// A shared view of `len` bytes of physical memory.
+///
+/// # Safety
+/// The range must lie inside the direct map, stay mapped for `'static` and
+/// never be written while the slice is in use.
+pub unsafe fn phys_slice(pa: u64, len: usize) -> &'static [u8] {
+    // SAFETY: upheld by the caller.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(pa) as *const u8, len) }
+}
+
+/// An exclusive view of `words` 64-bit words of physical memory.
+///
+/// # Safety
+/// The range must lie inside the direct map, be 8-byte aligned, stay mapped
+/// for `'static`, and be owned by the caller alone from now on.
+pub unsafe fn phys_words_mut(pa: u64, words: usize) -> &'static mut [u64] {
+    // SAFETY: upheld by the caller.
+    unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u64, words) }
+}
+
+/// Zero `len` bytes of physical memory.
+///
+/// # Safety
+/// The range must lie inside the direct map and be owned by the caller.
+pub unsafe fn zero_phys(pa: u64, len: usize) {
+    // SAFETY: upheld by the caller.
+    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, len) };
+}

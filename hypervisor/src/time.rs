@@ -1,0 +1,104 @@
+//! Time: the TSC frequency, found once at boot, and the uptime derived from
+//! it. The frequency comes from CPUID where the CPU states it (leaf 0x15
+//! with its crystal, the hypervisor timing leaf 0x4000_0010, leaf 0x16) and
+//! is otherwise measured against the PIT.
+
+use crate::arch::{cpu, pit};
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use raw_cpuid::CpuId;
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// Where the TSC frequency came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TscSource {
+    /// CPUID leaf 0x15: crystal frequency times the TSC/crystal ratio.
+    CpuidCrystal,
+    /// The hypervisor timing leaf 0x4000_0010 (QEMU/KVM, VMware).
+    HypervisorLeaf,
+    /// CPUID leaf 0x16 processor base frequency.
+    CpuidBaseFrequency,
+    /// Measured against the 8254 PIT.
+    PitCalibration,
+    /// Nothing worked: a guess, loudly reported.
+    Assumed,
+}
+
+impl fmt::Display for TscSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TscSource::CpuidCrystal => "CPUID leaf 0x15",
+            TscSource::HypervisorLeaf => "hypervisor leaf 0x40000010",
+            TscSource::CpuidBaseFrequency => "CPUID leaf 0x16",
+            TscSource::PitCalibration => "calibrated against the PIT",
+            TscSource::Assumed => "assumed (no source available)",
+        })
+    }
+}
+
+/// What a TSC frequency is assumed to be when nothing can tell.
+const ASSUMED_TSC_HZ: u64 = 2_000_000_000;
+
+/// Record the boot TSC; call first thing at boot.
+pub fn mark_boot() {
+    BOOT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
+}
+
+/// Find the TSC frequency and remember it.
+pub fn init() -> (u64, TscSource) {
+    let (hz, source) = detect();
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    (hz, source)
+}
+
+fn detect() -> (u64, TscSource) {
+    let cpuid = CpuId::new();
+    if let Some(hz) = cpuid
+        .get_tsc_info()
+        .and_then(|t| t.tsc_frequency())
+        .filter(|&hz| hz > 0)
+    {
+        return (hz, TscSource::CpuidCrystal);
+    }
+    if let Some(khz) = cpuid
+        .get_hypervisor_info()
+        .and_then(|h| h.tsc_frequency())
+        .filter(|&k| k > 0)
+    {
+        return (u64::from(khz) * 1000, TscSource::HypervisorLeaf);
+    }
+    if let Some(mhz) = cpuid
+        .get_processor_frequency_info()
+        .map(|f| f.processor_base_frequency())
+        .filter(|&m| m > 0)
+    {
+        return (u64::from(mhz) * 1_000_000, TscSource::CpuidBaseFrequency);
+    }
+    // Three 10 ms runs; the median resists one disturbed run.
+    let mut runs = [0u64; 3];
+    for run in runs.iter_mut() {
+        match pit::measure_tsc_hz(10) {
+            Some(hz) => *run = hz,
+            None => return (ASSUMED_TSC_HZ, TscSource::Assumed),
+        }
+    }
+    runs.sort_unstable();
+    (runs[1], TscSource::PitCalibration)
+}
+
+/// TSC ticks per second, or `None` before `init`.
+pub fn tsc_hz() -> Option<u64> {
+    match TSC_HZ.load(Ordering::Relaxed) {
+        0 => None,
+        hz => Some(hz),
+    }
+}
+
+/// Microseconds since boot, or `None` before the TSC frequency is known.
+pub fn uptime_us() -> Option<u64> {
+    let hz = tsc_hz()?;
+    let ticks = cpu::rdtsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed));
+    Some(u64::try_from(u128::from(ticks) * 1_000_000 / u128::from(hz)).unwrap_or(u64::MAX))
+}
