@@ -10,7 +10,7 @@
 
 use super::frame::{FrameAllocator, Mfn, bitmap_words, managed_end, place_bitmap};
 use super::layout::*;
-use super::memmap::{MemoryMap, PhysRange};
+use super::memmap::{MemoryMap, PhysRange, RegionKind};
 use super::paging::{self, MapError, PageSize, PteFlags};
 use crate::arch::cpu::Features;
 use crate::arch::paging::{DirectMapTables, LiveTables, load_root};
@@ -191,7 +191,7 @@ fn add_span(spans: &mut [PhysRange; MAX_SPANS], count: &mut usize, start: u64, e
 /// Build the hypervisor's page tables and a guarded boot stack; returns the
 /// root and the stack top for [`switch_to_kernel_tables`].
 ///
-/// The tables map: every memory-map region (all kinds) at the direct map
+/// The tables map: all RAM (usable and ACPI regions) at the direct map
 /// with the largest pages the CPU allows, read-write and never executable;
 /// the image text RX, rodata R, data and bss RW+NX; a guarded boot stack.
 /// The lower half, and with it the boot identity map, is left empty.
@@ -218,7 +218,10 @@ pub fn build_kernel_tables(map: &MemoryMap, features: &Features) -> Result<(u64,
     let mut spans = SPANS.lock();
     let (span_buf, span_count) = &mut *spans;
     add_span(span_buf, span_count, 0, LARGE_PAGE_SIZE);
-    for region in map.regions() {
+    // RAM only: reserved ranges may be device memory (PCIe MMCONFIG, chipset
+    // registers) that must never be mapped cacheable; `map_firmware` and
+    // `map_mmio` map what is needed of them on demand.
+    for region in map.regions().iter().filter(|r| r.kind != RegionKind::Reserved && r.kind != RegionKind::Unusable) {
         add_span(span_buf, span_count, region.start, region.end);
     }
     let rw_nx = flags(PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL);
