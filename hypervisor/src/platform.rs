@@ -119,13 +119,14 @@ impl AcpiHandler for Handler {
 /// Read the MADT, or fall back when there is no ACPI or it is disabled.
 pub fn discover(root: AcpiRoot, enabled: bool) -> Platform {
     if !enabled {
-        log::info!("acpi: disabled on the command line (acpi=off); using defaults");
+        log::info!(target: "acpi", "disabled on the command line (acpi=off); using defaults");
         return fallback();
     }
     let tables = match root {
         AcpiRoot::None => {
             log::warn!(
-                "acpi: no ACPI tables (the loader passed no RSDP); using defaults: one CPU, no I/O APIC"
+                target: "acpi",
+                "no ACPI tables (the loader passed no RSDP); using defaults: one CPU, no I/O APIC"
             );
             return fallback();
         }
@@ -140,14 +141,14 @@ pub fn discover(root: AcpiRoot, enabled: bool) -> Platform {
     let tables = match tables {
         Ok(t) => t,
         Err(e) => {
-            log::warn!("acpi: no ACPI tables usable ({e:?}); using defaults: one CPU, no I/O APIC");
+            log::warn!(target: "acpi", "no ACPI tables usable ({e:?}); using defaults: one CPU, no I/O APIC");
             return fallback();
         }
     };
     let madt = match tables.find_table::<Madt>() {
         Ok(m) => m,
         Err(e) => {
-            log::warn!("acpi: no MADT ({e:?}); using defaults: one CPU, no I/O APIC");
+            log::warn!(target: "acpi", "no MADT ({e:?}); using defaults: one CPU, no I/O APIC");
             return fallback();
         }
     };
@@ -184,7 +185,7 @@ pub fn discover(root: AcpiRoot, enabled: bool) -> Platform {
         }
     }
     if p.cpu_count == 0 {
-        log::warn!("acpi: the MADT lists no CPU; assuming the boot CPU alone");
+        log::warn!(target: "acpi", "the MADT lists no CPU; assuming the boot CPU alone");
         p.add_cpu(Cpu {
             apic_id: 0,
             usable: true,

@@ -184,7 +184,7 @@ fn add_span(spans: &mut [PhysRange; MAX_SPANS], count: &mut usize, start: u64, e
         spans[*count] = PhysRange { start, end };
         *count += 1;
     } else {
-        log::warn!("mm: too many direct-map spans; {start:#x}..{end:#x} left unmapped");
+        log::warn!("too many direct-map spans; {start:#x}..{end:#x} left unmapped");
     }
 }
 
@@ -221,11 +221,16 @@ pub fn build_kernel_tables(map: &MemoryMap, features: &Features) -> Result<(u64,
     // RAM only: reserved ranges may be device memory (PCIe MMCONFIG, chipset
     // registers) that must never be mapped cacheable; `map_firmware` and
     // `map_mmio` map what is needed of them on demand.
-    for region in map.regions().iter().filter(|r| r.kind != RegionKind::Reserved && r.kind != RegionKind::Unusable) {
+    for region in map
+        .regions()
+        .iter()
+        .filter(|r| r.kind != RegionKind::Reserved && r.kind != RegionKind::Unusable)
+    {
         add_span(span_buf, span_count, region.start, region.end);
     }
     let rw_nx = flags(PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL);
     for span in &span_buf[..*span_count] {
+        log::debug!("direct map {span} at {:#x}", phys_to_virt(span.start));
         paging::map_range(
             &mut mem,
             root,
@@ -293,6 +298,7 @@ fn map_stack_in(
         let frame = paging::TableMemory::alloc_table(mem).ok_or(MmError::OutOfFrames)?;
         paging::map(mem, root, bottom + i * PAGE_SIZE, frame, PageSize::Size4K, f)?;
     }
+    log::debug!("stack slot {slot}: {pages} pages at {bottom:#x}, guard page below");
     Ok(bottom + pages * PAGE_SIZE)
 }
 
@@ -338,6 +344,7 @@ fn map_window(pa: u64, len: u64, f: PteFlags) -> Result<u64, MmError> {
     let frames = guard.as_mut().ok_or(MmError::NotReady)?;
     let mut mem = DirectMapTables::new(frames);
     paging::map_range(&mut mem, root, va, first, size, f, PageSize::Size4K)?;
+    log::debug!("mapped {first:#x}+{size:#x} at {va:#x} ({f:?})");
     Ok(va + (pa - first))
 }
 
