@@ -33,7 +33,7 @@ pub fn load(module: Option<PhysRange>) -> Option<Archive<'static>> {
     let data: &'static [u8] = unsafe { core::slice::from_raw_parts(va as *const u8, len_usize) };
     match Archive::parse(data) {
         Ok(archive) => {
-            info!(target: "bundle", "{} entries, {} KiB at {range}", archive.len(), len >> 10);
+            info!(target: "bundle", "{} {}, {} KiB at {range}", archive.len(), if archive.len() == 1 { "entry" } else { "entries" }, len >> 10);
             for entry in archive.entries() {
                 let kind = if entry.is_dir() { "dir" } else { "file" };
                 info!(target: "bundle", "entry '{}' ({kind}, {} bytes)", entry.name, entry.data.len());

@@ -1,0 +1,385 @@
+//! Scenario files: one `tests/NAME.toml` per QEMU boot test, parsed and
+//! checked here; `runner.rs` runs them. `tests/README.md` documents the same
+//! format for people writing scenarios.
+//!
+//! ```toml
+//! description = "PVH boot on microvm with 128 MiB"
+//! boot = "pvh"          # "pvh" (-kernel/-initrd/-append) or "iso" (GRUB ISO, multiboot2)
+//! machine = "microvm"   # passed to -M verbatim; default "q35"
+//! memory = "128M"       # passed to -m verbatim; default "1G"
+//! smp = 1               # default 1
+//! append = "oxen_test=boot"  # hypervisor command line; default ""
+//! image = "test"        # "test" (hypervisor-test.elf, default) or "release" (hypervisor.elf)
+//! bundle = "default"    # "default" | "none" | "corrupt"
+//! timeout_secs = 60     # hard limit for the whole run; default 60
+//! exit = "success"      # "success" (QEMU status 33) | "failure" (status 35); default "success"
+//! expect = ["Oxen 0.1.0", "boot protocol: PVH"]  # must appear in this order
+//! forbid = ["FATAL"]    # must not appear anywhere
+//!
+//! [[step]]              # optional, after the `expect` list, in order
+//! expect = "dom0# "     # wait for this (after everything matched so far)...
+//! send = "xm list\n"    # ...then type this on the serial console
+//! timeout_secs = 10     # optional limit for this step's wait
+//! ```
+//!
+//! Only `description` is required. Unknown keys are errors, so a typo cannot
+//! silently drop a check. The scenario's name is its file stem.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Context, Result, error};
+use crate::qemu::{self, Machine};
+
+/// Default overall time limit of a scenario, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// Largest accepted time limit, in seconds.
+const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// How the hypervisor is booted.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BootKind {
+    /// QEMU's `-kernel` (PVH entry), `-initrd`, `-append`.
+    #[default]
+    Pvh,
+    /// A per-scenario GRUB rescue ISO (multiboot2), `append` in `grub.cfg`.
+    Iso,
+}
+
+/// Which hypervisor image to boot.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageKind {
+    /// `hypervisor-test.elf`, built with `test-hooks`.
+    #[default]
+    Test,
+    /// `hypervisor.elf`, the normal build.
+    Release,
+}
+
+/// Which boot bundle goes with it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleKind {
+    /// `target/oxen/bundle.cpio`.
+    #[default]
+    Default,
+    /// No module at all.
+    None,
+    /// The default bundle with one data byte flipped, so a checksum fails.
+    Corrupt,
+}
+
+/// The exit the hypervisor must report through `isa-debug-exit`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedExit {
+    /// QEMU status 33.
+    #[default]
+    Success,
+    /// QEMU status 35.
+    Failure,
+}
+
+impl std::fmt::Display for ExpectedExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        })
+    }
+}
+
+impl ExpectedExit {
+    /// QEMU's exit status for this outcome.
+    pub fn status(self) -> i32 {
+        match self {
+            Self::Success => qemu::STATUS_SUCCESS,
+            Self::Failure => qemu::STATUS_FAILURE,
+        }
+    }
+}
+
+/// One interactive step: wait for `expect` (if any), then type `send` (if any).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Text to wait for, after everything matched before it.
+    pub expect: Option<String>,
+    /// Text to write to the serial console.
+    pub send: Option<String>,
+    /// Limit for this step's wait, in seconds (the scenario's limit still applies).
+    pub timeout_secs: Option<u64>,
+}
+
+/// The file as written; [`Scenario::parse`] checks it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    description: String,
+    #[serde(default)]
+    boot: BootKind,
+    machine: Option<String>,
+    memory: Option<String>,
+    smp: Option<u32>,
+    #[serde(default)]
+    append: String,
+    #[serde(default)]
+    image: ImageKind,
+    #[serde(default)]
+    bundle: BundleKind,
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    exit: ExpectedExit,
+    #[serde(default)]
+    expect: Vec<String>,
+    #[serde(default)]
+    forbid: Vec<String>,
+    #[serde(default)]
+    step: Vec<Step>,
+}
+
+/// A checked scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// The file stem.
+    pub name: String,
+    /// One line saying what it checks.
+    pub description: String,
+    /// PVH or GRUB ISO.
+    pub boot: BootKind,
+    /// Machine type, memory and CPUs.
+    pub machine: Machine,
+    /// Hypervisor command line.
+    pub append: String,
+    /// Which image.
+    pub image: ImageKind,
+    /// Which bundle.
+    pub bundle: BundleKind,
+    /// Hard limit for the whole run, in seconds.
+    pub timeout_secs: u64,
+    /// The required exit.
+    pub exit: ExpectedExit,
+    /// Strings that must appear, in order.
+    pub expect: Vec<String>,
+    /// Strings that must not appear.
+    pub forbid: Vec<String>,
+    /// Interactive steps after `expect`.
+    pub steps: Vec<Step>,
+}
+
+fn check_timeout(what: &str, secs: u64) -> Result<u64> {
+    if (1..=MAX_TIMEOUT_SECS).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(error(format!(
+            "{what} must be between 1 and {MAX_TIMEOUT_SECS}, not {secs}"
+        )))
+    }
+}
+
+impl Scenario {
+    /// Parses and checks the text of scenario `name`.
+    pub fn parse(name: &str, text: &str) -> Result<Self> {
+        let file: File = toml::from_str(text).map_err(|e| error(e.to_string().trim_end()))?;
+        let machine = Machine {
+            machine: file.machine.unwrap_or_else(|| "q35".to_string()),
+            memory: file.memory.unwrap_or_else(|| "1G".to_string()),
+            smp: file.smp.unwrap_or(1),
+        };
+        if machine.machine.trim().is_empty() || machine.machine.contains(char::is_whitespace) {
+            return Err(error(format!("bad machine '{}'", machine.machine)));
+        }
+        if machine.memory.is_empty() || machine.memory.contains(char::is_whitespace) {
+            return Err(error(format!("bad memory size '{}'", machine.memory)));
+        }
+        if !(1..=255).contains(&machine.smp) {
+            return Err(error(format!(
+                "smp must be between 1 and 255, not {}",
+                machine.smp
+            )));
+        }
+        if file.boot == BootKind::Iso && machine.is_microvm() {
+            return Err(error(
+                "boot = \"iso\" needs a machine with firmware (pc or q35), not microvm",
+            ));
+        }
+        let timeout_secs = check_timeout("timeout_secs", file.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS))?;
+        if file.expect.iter().chain(&file.forbid).any(String::is_empty) {
+            return Err(error("expect and forbid strings must not be empty"));
+        }
+        for (index, step) in file.step.iter().enumerate() {
+            let number = index + 1;
+            match (&step.expect, &step.send) {
+                (None, None) => {
+                    return Err(error(format!("step {number} has neither expect nor send")));
+                }
+                (Some(expect), _) if expect.is_empty() => {
+                    return Err(error(format!("step {number} expects an empty string")));
+                }
+                _ => {}
+            }
+            if let Some(secs) = step.timeout_secs {
+                check_timeout(&format!("step {number} timeout_secs"), secs)?;
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            description: file.description,
+            boot: file.boot,
+            machine,
+            append: file.append,
+            image: file.image,
+            bundle: file.bundle,
+            timeout_secs,
+            exit: file.exit,
+            expect: file.expect,
+            forbid: file.forbid,
+            steps: file.step,
+        })
+    }
+
+    /// Reads and checks one scenario file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .with_context(|| format!("{} has no UTF-8 file stem", path.display()))?;
+        let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(name, &text).with_context(|| format!("invalid scenario {}", path.display()))
+    }
+}
+
+/// Loads every `*.toml` in `dir` whose stem contains `filter`, sorted by name.
+/// Every invalid file is reported, not only the first.
+pub fn load_all(dir: &Path, filter: Option<&str>) -> Result<Vec<Scenario>> {
+    let mut paths: Vec<_> = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    paths.sort();
+    let mut scenarios = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        if let (Some(filter), Some(stem)) = (filter, &stem)
+            && !stem.contains(filter)
+        {
+            continue;
+        }
+        match Scenario::load(&path) {
+            Ok(scenario) => scenarios.push(scenario),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(error(problems.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+        description = "PVH boot on microvm with 128 MiB"
+        boot = "pvh"
+        machine = "microvm"
+        memory = "128M"
+        smp = 2
+        append = "oxen_test=boot"
+        image = "release"
+        bundle = "corrupt"
+        timeout_secs = 30
+        exit = "failure"
+        expect = ["Oxen 0.1.0", "boot protocol: PVH"]
+        forbid = ["FATAL"]
+
+        [[step]]
+        expect = "dom0# "
+        send = "xm list\n"
+        timeout_secs = 5
+
+        [[step]]
+        send = "exit\n"
+    "#;
+
+    #[test]
+    fn full_file_parses() -> Result<()> {
+        let s = Scenario::parse("pvh-microvm", FULL)?;
+        assert_eq!(s.name, "pvh-microvm");
+        assert_eq!(s.boot, BootKind::Pvh);
+        assert_eq!(s.machine.machine, "microvm");
+        assert_eq!(s.machine.memory, "128M");
+        assert_eq!(s.machine.smp, 2);
+        assert_eq!(s.append, "oxen_test=boot");
+        assert_eq!(s.image, ImageKind::Release);
+        assert_eq!(s.bundle, BundleKind::Corrupt);
+        assert_eq!(s.timeout_secs, 30);
+        assert_eq!(s.exit.status(), 35);
+        assert_eq!(s.expect, ["Oxen 0.1.0", "boot protocol: PVH"]);
+        assert_eq!(s.forbid, ["FATAL"]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(s.steps[0].send.as_deref(), Some("xm list\n"));
+        assert_eq!(s.steps[0].timeout_secs, Some(5));
+        assert_eq!(s.steps[1].expect, None);
+        Ok(())
+    }
+
+    #[test]
+    fn defaults_apply() -> Result<()> {
+        let s = Scenario::parse("x", "description = \"d\"")?;
+        assert_eq!(s.boot, BootKind::Pvh);
+        assert_eq!(s.machine.machine, "q35");
+        assert_eq!(s.machine.memory, "1G");
+        assert_eq!(s.machine.smp, 1);
+        assert_eq!(s.append, "");
+        assert_eq!(s.image, ImageKind::Test);
+        assert_eq!(s.bundle, BundleKind::Default);
+        assert_eq!(s.timeout_secs, DEFAULT_TIMEOUT_SECS);
+        assert_eq!(s.exit.status(), 33);
+        assert!(s.expect.is_empty() && s.forbid.is_empty() && s.steps.is_empty());
+        Ok(())
+    }
+
+    fn rejected(text: &str) -> String {
+        match Scenario::parse("x", text) {
+            Ok(s) => panic!("accepted: {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn mistakes_are_rejected() {
+        assert!(rejected("boot = \"pvh\"").contains("description"));
+        assert!(rejected("description = \"d\"\nexpct = [\"x\"]").contains("expct"));
+        assert!(rejected("description = \"d\"\nboot = \"efi\"").contains("efi"));
+        assert!(rejected("description = \"d\"\nexit = \"ok\"").contains("ok"));
+        assert!(rejected("description = \"d\"\nbundle = \"broken\"").contains("broken"));
+        assert!(rejected("description = \"d\"\nsmp = 0").contains("smp"));
+        assert!(rejected("description = \"d\"\ntimeout_secs = 0").contains("timeout_secs"));
+        assert!(rejected("description = \"d\"\nexpect = [\"\"]").contains("empty"));
+        assert!(rejected("description = \"d\"\nmemory = \"1 G\"").contains("memory"));
+        assert!(
+            rejected("description = \"d\"\nboot = \"iso\"\nmachine = \"microvm,acpi=off\"")
+                .contains("microvm")
+        );
+        assert!(rejected("description = \"d\"\n[[step]]\ntimeout_secs = 3").contains("step 1"));
+        assert!(rejected("description = \"d\"\n[[step]]\nsend = \"x\"\nbogus = 1").contains("bogus"));
+    }
+
+    #[test]
+    fn repository_scenarios_parse() -> Result<()> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+        load_all(&dir, None)?;
+        Ok(())
+    }
+}
