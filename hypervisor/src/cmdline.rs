@@ -30,9 +30,12 @@ pub enum TestAction {
     PageFault,
     /// Call `panic!`; the panic handler must report it.
     Panic,
-    /// Recurse until the stack guard page is hit; the double-fault handler
+    /// Push until the stack guard page is hit; the double-fault handler
     /// must report it.
     StackOverflow,
+    /// Start dom0 and exit QEMU with dom0's verdict when it powers off
+    /// (success) or stops any other way (failure).
+    Dom0,
 }
 
 /// The settings the command line controls.
@@ -132,7 +135,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("acpi", "use ACPI tables: on or off (default on)"),
     (
         "oxen_test",
-        "test builds only: boot, pagefault, panic or stack-overflow",
+        "test builds only: boot, dom0, pagefault, panic or stack-overflow",
     ),
 ];
 
@@ -144,7 +147,7 @@ const EXPECT_SIZE_PAGES: &str = "a non-zero multiple of 4 KiB";
 const EXPECT_TSLICE: &str = "a time slice from 1 to 1000 ms";
 const EXPECT_SMP: &str = "a CPU count from 1 to 256";
 const EXPECT_BOOL: &str = "on or off";
-const EXPECT_TEST: &str = "a test action (boot, pagefault, panic or stack-overflow)";
+const EXPECT_TEST: &str = "a test action (boot, dom0, pagefault, panic or stack-overflow)";
 
 /// Parse `key=value` tokens separated by ASCII whitespace. Unknown keys and bad values are reported through `warn` and the default is kept; parsing never fails. A first token starting with '/' is the image path (GRUB's multiboot2 command line may start with it) and is skipped. Later duplicates override earlier ones.
 ///
@@ -288,8 +291,9 @@ fn parse_bool(value: &str) -> Option<bool> {
 
 /// `oxen_test`.
 fn parse_test(value: &str) -> Option<TestAction> {
-    const WORDS: [(&str, TestAction); 5] = [
+    const WORDS: [(&str, TestAction); 6] = [
         ("boot", TestAction::Boot),
+        ("dom0", TestAction::Dom0),
         ("pagefault", TestAction::PageFault),
         ("page-fault", TestAction::PageFault),
         ("panic", TestAction::Panic),

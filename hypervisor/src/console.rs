@@ -45,6 +45,37 @@ impl fmt::Write for LockedWriter<'_> {
     }
 }
 
+/// Write raw bytes (dom0's console output) under the lock, `\n` as `\r\n`.
+pub fn write_bytes(bytes: &[u8]) {
+    let mut guard = SERIAL.lock();
+    if let Some(serial) = guard.as_mut() {
+        let mut rest = bytes;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            serial.write(&rest[..pos]);
+            serial.write(b"\r\n");
+            rest = &rest[pos + 1..];
+        }
+        serial.write(rest);
+    }
+}
+
+/// Read waiting serial input into `buf`; the bytes read.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let mut guard = SERIAL.lock();
+    let Some(serial) = guard.as_mut() else { return 0 };
+    let mut n = 0;
+    while n < buf.len() {
+        match serial.try_read() {
+            Some(b) => {
+                buf[n] = b;
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    n
+}
+
 /// A lock-free console writer for fatal reports.
 pub struct EmergencyWriter;
 

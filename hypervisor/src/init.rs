@@ -159,6 +159,7 @@ extern "C" fn kernel_main() -> ! {
 
     init_heap();
     let (tsc_hz, source) = time::init();
+    let tsc_hz = tsc_hz.max(1);
     info!(
         target: "time",
         "TSC {}.{:03} MHz ({source}); invariant TSC: {}",
@@ -183,15 +184,53 @@ extern "C" fn kernel_main() -> ! {
         }
     }
 
-    crate::bundle::load(boot.modules().first().copied());
+    let bundle = crate::bundle::load(boot.modules().first().copied());
+
+    // Guests: syscall entry, per-CPU data, FPU state, guest-memory access,
+    // and the timer that preempts them.
+    arch::percpu::init_bsp();
+    arch::syscall::init();
+    arch::uaccess::init(features.smap);
+    let (fpu_bytes, xsave) = arch::fpu::init(features.xsave);
+    info!(target: "cpu", "guest FPU state: {fpu_bytes} bytes per vCPU ({})", if xsave { "XSAVE" } else { "FXSAVE" });
+    if let Some(apic) = arch::apic::local() {
+        let per_ms = apic.start_periodic_timer(idt::TIMER_VECTOR, TICK_US, tsc_hz);
+        info!(target: "apic", "timer: {} ticks/ms, periodic every {} ms", per_ms, TICK_US / 1000);
+    }
 
     self_check();
     let (total, free) = setup::frame_counts();
     info!(target: "mm", "frames after boot: {total} total, {free} free ({} MiB)", (free * layout::PAGE_SIZE) >> 20);
     run_test_action(options.test);
-    info!(target: "oxen", "boot complete; idling (dom0 arrives with the PV domains work)");
-    loop {
-        arch::cpu::idle();
+
+    start_dom0(options, boot, bundle);
+    crate::sched::run(options.sched_tslice_ms, options.test == Some(TestAction::Dom0))
+}
+
+/// The LAPIC timer period.
+const TICK_US: u64 = 10_000;
+
+/// Build dom0 from the bundle's `dom0` entry. Without one, the hypervisor
+/// has nothing to run and idles, saying why.
+fn start_dom0(options: &Options, boot: &BootInfo, bundle: Option<oxen_bundle::Archive<'static>>) {
+    let (Some(archive), Some(range)) = (bundle, boot.modules().first().copied()) else {
+        warn!(target: "dom0", "no boot bundle, so no dom0: nothing to run");
+        return;
+    };
+    let Some(entry) = archive.find("dom0") else {
+        warn!(target: "dom0", "the boot bundle has no 'dom0' entry: nothing to run");
+        return;
+    };
+    let mem = options
+        .dom0_mem
+        .unwrap_or(crate::domain::build::DOM0_DEFAULT_BYTES);
+    let cmdline = if options.test == Some(TestAction::Dom0) {
+        "oxen_test=dom0"
+    } else {
+        ""
+    };
+    if let Err(e) = crate::domain::build::build_dom0(entry.data, range, mem, cmdline) {
+        error!(target: "dom0", "cannot start dom0: {e}");
     }
 }
 
@@ -282,6 +321,10 @@ fn run_test_action(action: Option<TestAction>) {
         TestAction::StackOverflow => {
             info!(target: "test", "oxen_test=stack-overflow: overflowing the boot stack");
             arch::selftest::overflow_stack();
+        }
+        TestAction::Dom0 => {
+            info!(target: "test", "oxen_test=dom0: QEMU exits with dom0's verdict");
+            return;
         }
     }
     fatal::stop();

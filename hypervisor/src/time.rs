@@ -102,3 +102,11 @@ pub fn uptime_us() -> Option<u64> {
     let ticks = cpu::rdtsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed));
     Some(u64::try_from(u128::from(ticks) * 1_000_000 / u128::from(hz)).unwrap_or(u64::MAX))
 }
+
+/// Nanoseconds in `ticks` TSC ticks (0 before the frequency is known).
+pub fn tsc_to_ns(ticks: u64) -> u64 {
+    match tsc_hz() {
+        Some(hz) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(hz)).unwrap_or(u64::MAX),
+        None => 0,
+    }
+}

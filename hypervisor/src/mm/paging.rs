@@ -895,3 +895,106 @@ mod tests {
         assert!(MapError::OutOfMemory.to_string().contains("memory"));
     }
 }
+
+/// Release every page-table frame below PML4 slot `first_upper_slot`
+/// (the lower half when 256): `free` gets each PDPT, PD and PT frame reached
+/// from those slots, and the slots are cleared. Leaf frames are not touched;
+/// they belong to whoever mapped them. Used to tear down a guest address
+/// space whose upper half is shared with the hypervisor.
+pub fn free_lower_tables(
+    mem: &mut impl TableMemory,
+    root: u64,
+    first_upper_slot: usize,
+    mut free: impl FnMut(u64),
+) {
+    let root = root & ADDR_MASK;
+    for i in 0..first_upper_slot.min(ENTRIES) {
+        let entry = mem.read(root, i);
+        if is_usable(entry, 4) && !is_leaf(entry, 4) {
+            free_subtree(mem, entry & ADDR_MASK, 3, &mut free);
+        }
+        mem.write(root, i, 0);
+    }
+}
+
+fn free_subtree<M: TableMemory, F: FnMut(u64)>(mem: &mut M, table: u64, level: u8, free: &mut F) {
+    if level > 1 {
+        for i in 0..ENTRIES {
+            let entry = mem.read(table, i);
+            if is_usable(entry, level) && !is_leaf(entry, level) {
+                free_subtree(mem, entry & ADDR_MASK, level - 1, free);
+            }
+        }
+    }
+    free(table);
+}
+
+#[cfg(test)]
+mod free_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Fake {
+        tables: HashMap<u64, [u64; ENTRIES]>,
+        next: u64,
+    }
+
+    impl TableMemory for Fake {
+        fn alloc_table(&mut self) -> Option<u64> {
+            self.next += 0x1000;
+            self.tables.insert(self.next, [0; ENTRIES]);
+            Some(self.next)
+        }
+        fn read(&self, table: u64, index: usize) -> u64 {
+            self.tables[&table][index]
+        }
+        fn write(&mut self, table: u64, index: usize, value: u64) {
+            self.tables.get_mut(&table).expect("table exists")[index] = value;
+        }
+    }
+
+    #[test]
+    fn frees_every_lower_table_and_keeps_the_upper_half() {
+        let mut mem = Fake::default();
+        let root = mem.alloc_table().expect("root");
+        let rw = PteFlags::WRITABLE | PteFlags::USER;
+        map(&mut mem, root, 0x40_0000, 0x100_0000, PageSize::Size4K, rw).expect("map");
+        map(
+            &mut mem,
+            root,
+            0x0000_1000_0000_0000,
+            0x200_0000,
+            PageSize::Size4K,
+            rw,
+        )
+        .expect("map");
+        map(
+            &mut mem,
+            root,
+            0x0000_1000_0020_0000,
+            0x400_0000,
+            PageSize::Size2M,
+            rw,
+        )
+        .expect("map");
+        map(
+            &mut mem,
+            root,
+            0xffff_8000_0000_0000,
+            0,
+            PageSize::Size2M,
+            PteFlags::WRITABLE,
+        )
+        .expect("map");
+        let tables_before = mem.tables.len();
+        let mut freed = Vec::new();
+        free_lower_tables(&mut mem, root, 256, |t| freed.push(t));
+        // 0x40_0000: PDPT + PD + PT; the physmap: PDPT + PD + PT (the 2 MiB page shares the PD).
+        assert_eq!(freed.len(), 6);
+        assert!(!freed.contains(&root));
+        assert_eq!(translate(&mem, root, 0x40_0000), None);
+        assert!(translate(&mem, root, 0xffff_8000_0000_0000).is_some());
+        assert_eq!(tables_before, mem.tables.len());
+    }
+}

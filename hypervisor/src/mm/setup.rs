@@ -259,6 +259,15 @@ pub fn build_kernel_tables(map: &MemoryMap, features: &Features) -> Result<(u64,
         )?;
     }
 
+    // Every upper-half PML4 slot the hypervisor uses must exist before the
+    // first guest space copies the upper half: create the MMIO window's.
+    let mmio_slot = ((MMIO_BASE >> 39) & 511) as usize;
+    if paging::TableMemory::read(&mem, root, mmio_slot) == 0 {
+        let pdpt = paging::TableMemory::alloc_table(&mut mem).ok_or(MmError::OutOfFrames)?;
+        let entry = pdpt | (PteFlags::PRESENT | PteFlags::WRITABLE).bits();
+        paging::TableMemory::write(&mut mem, root, mmio_slot, entry);
+    }
+
     // The boot CPU's stack, with its guard page.
     let stack_top = map_stack_in(&mut mem, root, BOOT_STACK_PAGES, rw_nx)?;
     Ok((root, stack_top))
@@ -302,6 +311,16 @@ fn map_stack_in(
     Ok(bottom + pages * PAGE_SIZE)
 }
 
+/// Clear the page-table bits this CPU does not support (NX without EFER.NXE).
+pub fn mask_pte(f: PteFlags) -> PteFlags {
+    PteFlags::from_bits_retain(f.bits() & PTE_MASK.load(Ordering::Relaxed))
+}
+
+/// Physical address of the hypervisor's own PML4.
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(Ordering::Acquire)
+}
+
 fn rw_nx() -> PteFlags {
     PteFlags::from_bits_retain(
         (PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL).bits()
@@ -334,10 +353,11 @@ fn map_window(pa: u64, len: u64, f: PteFlags) -> Result<u64, MmError> {
         .ok_or(MmError::WindowFull("mmio"))?
         .next_multiple_of(PAGE_SIZE);
     let size = end - first;
-    let va = MMIO_NEXT.fetch_add(size, Ordering::Relaxed);
-    if va + size > MMIO_BASE + MMIO_SIZE {
-        return Err(MmError::WindowFull("mmio"));
-    }
+    let va = MMIO_NEXT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+            next.checked_add(size).filter(|end| *end <= MMIO_BASE + MMIO_SIZE)
+        })
+        .map_err(|_| MmError::WindowFull("mmio"))?;
     let root = KERNEL_ROOT.load(Ordering::Acquire);
     let _pt = PT_LOCK.lock();
     let mut guard = FRAMES.lock();
@@ -407,6 +427,17 @@ pub fn audit_live_tables() -> TableAudit {
         }
     });
     audit
+}
+
+/// The 4 KiB of frame `mfn`, through the direct map.
+///
+/// Only for frames the caller owns outright and that no other reference
+/// reaches at the same time: a domain's own frame under the domain-table
+/// lock, or a frame just allocated.
+pub fn frame_bytes_mut(mfn: Mfn) -> &'static mut [u8] {
+    // SAFETY: the final direct map covers every allocatable frame; the
+    // caller owns the frame and holds the only reference (see above).
+    unsafe { phys::frame_bytes_mut(mfn.addr()) }
 }
 
 /// Zero `count` frames starting at `first` (through the direct map).

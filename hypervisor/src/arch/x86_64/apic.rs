@@ -24,8 +24,18 @@ const REG_LVT_TIMER: u32 = 0x320;
 const REG_LVT_LINT0: u32 = 0x350;
 const REG_LVT_LINT1: u32 = 0x360;
 const REG_LVT_ERROR: u32 = 0x370;
+const REG_EOI: u32 = 0xb0;
+const REG_TIMER_INITIAL: u32 = 0x380;
+const REG_TIMER_CURRENT: u32 = 0x390;
+const REG_TIMER_DIVIDE: u32 = 0x3e0;
 const SVR_ENABLE: u32 = 1 << 8;
 const LVT_MASKED: u32 = 1 << 16;
+/// LVT timer mode bits 17-18: periodic (Intel SDM Vol.3A 11.5.4).
+const LVT_TIMER_PERIODIC: u32 = 1 << 17;
+/// Divide configuration 0b0011: divide by 16.
+const TIMER_DIVIDE_16: u32 = 0b0011;
+
+static APIC: spin::Once<LocalApic> = spin::Once::new();
 
 /// How the local APIC is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +103,7 @@ impl LocalApic {
         apic.write(REG_LVT_LINT1, LVT_MASKED);
         apic.write(REG_LVT_ERROR, LVT_MASKED);
         apic.write(REG_SVR, SVR_ENABLE | u32::from(SPURIOUS_VECTOR));
+        APIC.call_once(|| apic);
         let raw_id = apic.read(REG_ID);
         let id = if use_x2apic { raw_id } else { raw_id >> 24 };
         let version = apic.read(REG_VERSION);
@@ -105,6 +116,28 @@ impl LocalApic {
                 phys_base,
             },
         ))
+    }
+
+    /// Measure the timer's rate against the TSC and start it periodically
+    /// every `period_us` microseconds on `vector`. Returns timer ticks per
+    /// millisecond.
+    pub fn start_periodic_timer(&self, vector: u8, period_us: u64, tsc_hz: u64) -> u64 {
+        self.write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
+        self.write(REG_LVT_TIMER, LVT_MASKED);
+        self.write(REG_TIMER_INITIAL, u32::MAX);
+        let wait = tsc_hz / 100; // 10 ms
+        let start = super::cpu::rdtsc();
+        while super::cpu::rdtsc().wrapping_sub(start) < wait {
+            core::hint::spin_loop();
+        }
+        let elapsed = u64::from(u32::MAX - self.read(REG_TIMER_CURRENT));
+        let per_ms = (elapsed / 10).max(1);
+        let count = u32::try_from(per_ms * period_us / 1000)
+            .unwrap_or(u32::MAX)
+            .max(1);
+        self.write(REG_LVT_TIMER, u32::from(vector) | LVT_TIMER_PERIODIC);
+        self.write(REG_TIMER_INITIAL, count);
+        per_ms
     }
 
     fn read(&self, reg: u32) -> u32 {
@@ -145,4 +178,16 @@ impl LocalApic {
 fn mask_legacy_pic() {
     outb(0x21, 0xff);
     outb(0xa1, 0xff);
+}
+
+/// The boot CPU's local APIC, once `LocalApic::init` has run.
+pub fn local() -> Option<&'static LocalApic> {
+    APIC.get()
+}
+
+/// Signal end of interrupt to the local APIC.
+pub fn eoi() {
+    if let Some(apic) = APIC.get() {
+        apic.write(REG_EOI, 0);
+    }
 }

@@ -79,6 +79,8 @@ exc_stub_\vec:
 .endr
 
 exception_common:
+    testb $3, 24(%rsp)
+    jnz from_guest
     push %rax
     push %rbx
     push %rcx
@@ -115,6 +117,34 @@ exception_common:
     add $16, %rsp
     iretq
 
+/* From ring 3: the CPU pushed the frame at TSS.RSP0, the end of the
+ * current vCPU's register block; finish filling it and leave through
+ * guest_exit (guest.rs), which returns from enter_guest. */
+from_guest:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    jmp guest_exit
+
+/* Device interrupts: the LAPIC timer. */
+.balign 16
+irq_stub_timer:
+    push $0
+    push ${timer}
+    jmp exception_common
+
 .balign 16
 spurious_stub:
     iretq
@@ -129,14 +159,22 @@ exception_stub_table:
 .endr
 spurious_stub_addr:
     .quad spurious_stub
+.global timer_stub_addr
+timer_stub_addr:
+    .quad irq_stub_timer
 "#,
+    timer = const TIMER_VECTOR,
     options(att_syntax)
 );
 
 unsafe extern "C" {
     static exception_stub_table: [u64; 32];
     static spurious_stub_addr: u64;
+    static timer_stub_addr: u64;
 }
+
+/// Vector of the LAPIC timer.
+pub const TIMER_VECTOR: u8 = 0x20;
 
 /// One 16-byte IDT gate (Intel SDM Vol.3A 7.14.1, figure 7-8).
 #[repr(C)]
@@ -154,16 +192,19 @@ const _: () = assert!(size_of::<Gate>() == 16);
 
 /// Present, DPL 0, 64-bit interrupt gate (type 0xE): IF is cleared on entry.
 const GATE_INTERRUPT: u8 = 0x8e;
+/// The same with DPL 3, so that `int3` and `into` in a guest raise #BP and
+/// #OF rather than #GP (Intel SDM Vol.3A 7.12.1.1).
+const GATE_INTERRUPT_USER: u8 = 0xee;
 
 impl Gate {
-    fn new(handler: u64, selector: u16, ist_slot: Option<usize>) -> Self {
+    fn new(handler: u64, selector: u16, ist_slot: Option<usize>, type_attr: u8) -> Self {
         // The TSS slot is 0-based; the gate's IST field is 1-based, 0 = none.
         let ist = ist_slot.and_then(|slot| u8::try_from(slot + 1).ok()).unwrap_or(0);
         Gate {
             offset_low: (handler & 0xffff) as u16,
             selector,
             ist,
-            type_attr: GATE_INTERRUPT,
+            type_attr,
             offset_mid: ((handler >> 16) & 0xffff) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
@@ -186,7 +227,7 @@ pub fn init(code_selector: u16) {
         let mut idt = Idt([Gate::default(); 256]);
         // SAFETY: both symbols are defined by the global_asm above, in
         // .rodata, and never written.
-        let (stubs, spurious) = unsafe { (exception_stub_table, spurious_stub_addr) };
+        let (stubs, spurious, timer) = unsafe { (exception_stub_table, spurious_stub_addr, timer_stub_addr) };
         for (vector, stub) in stubs.iter().enumerate() {
             let ist = match vector {
                 2 => Some(IST_NMI),
@@ -194,9 +235,15 @@ pub fn init(code_selector: u16) {
                 18 => Some(IST_MACHINE_CHECK),
                 _ => None,
             };
-            idt.0[vector] = Gate::new(*stub, code_selector, ist);
+            let kind = if vector == 3 || vector == 4 {
+                GATE_INTERRUPT_USER
+            } else {
+                GATE_INTERRUPT
+            };
+            idt.0[vector] = Gate::new(*stub, code_selector, ist, kind);
         }
-        idt.0[usize::from(SPURIOUS_VECTOR)] = Gate::new(spurious, code_selector, None);
+        idt.0[usize::from(TIMER_VECTOR)] = Gate::new(timer, code_selector, None, GATE_INTERRUPT);
+        idt.0[usize::from(SPURIOUS_VECTOR)] = Gate::new(spurious, code_selector, None, GATE_INTERRUPT);
         idt
     });
     let pointer = DescriptorTablePointer {
@@ -238,9 +285,19 @@ pub fn vector_name(vector: u64) -> (&'static str, &'static str) {
     }
 }
 
-/// Called by `exception_common` with the saved registers.
+/// Called by `exception_common` for an exception or interrupt taken in the
+/// hypervisor (ring 0). Interrupts are acknowledged and return; a fault on
+/// an instruction listed in the exception table (the guest-memory
+/// accessors) resumes at its fixup; anything else is fatal.
 #[unsafe(no_mangle)]
 extern "C" fn exception_handler(frame: &mut ExceptionFrame) {
+    if frame.vector >= 32 {
+        crate::irq::hypervisor_interrupt(frame.vector);
+        return;
+    }
+    if (frame.vector == 14 || frame.vector == 13) && super::uaccess::fixup(frame) {
+        return;
+    }
     let cr2 = super::cpu::cr2();
     let mut out = crate::console::EmergencyWriter;
     let (short, long) = vector_name(frame.vector);

@@ -5,12 +5,17 @@
 
 pub mod apic;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
+pub mod guest;
 pub mod idt;
 pub mod paging;
+pub mod percpu;
 pub mod phys;
 pub mod pit;
 pub mod port;
 pub mod qemu;
 pub mod selftest;
 pub mod serial;
+pub mod syscall;
+pub mod uaccess;

@@ -44,3 +44,13 @@ pub unsafe fn zero_phys(pa: u64, len: usize) {
     // SAFETY: upheld by the caller.
     unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, len) };
 }
+
+/// The 4 KiB frame at physical `pa` as a byte slice.
+///
+/// # Safety
+/// `pa` must be a page-aligned frame inside the direct map, owned by the
+/// caller, with no other live reference to it.
+pub unsafe fn frame_bytes_mut(pa: u64) -> &'static mut [u8] {
+    // SAFETY: upheld by the caller.
+    unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, 4096) }
+}
