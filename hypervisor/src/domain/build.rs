@@ -15,7 +15,7 @@ use dom0_abi::{GUEST_MODULE_VA, GUEST_START_INFO_VA, MmuOp, SIF_INITDOMAIN, SIF_
 use oxen_builder::{BuildParams, BuildTarget};
 
 /// Default memory for dom0 when `dom0_mem=` is not given.
-pub const DOM0_DEFAULT_BYTES: u64 = 64 << 20;
+pub const DOM0_DEFAULT_BYTES: u64 = 32 << 20;
 
 /// The builder's view of dom0 under construction.
 struct Dom0Target<'a> {

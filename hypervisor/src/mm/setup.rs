@@ -229,17 +229,22 @@ pub fn build_kernel_tables(map: &MemoryMap, features: &Features) -> Result<(u64,
         add_span(span_buf, span_count, region.start, region.end);
     }
     let rw_nx = flags(PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL);
+    let ro_nx = flags(PteFlags::PRESENT | PteFlags::NO_EXECUTE | PteFlags::GLOBAL);
+    // The image's own frames appear in the direct map read-only, so that no
+    // alias makes hypervisor code or rodata writable.
+    let image = image_phys();
     for span in &span_buf[..*span_count] {
         log::debug!("direct map {span} at {:#x}", phys_to_virt(span.start));
-        paging::map_range(
-            &mut mem,
-            root,
-            phys_to_virt(span.start),
-            span.start,
-            span.len(),
-            rw_nx,
-            max_size,
-        )?;
+        let pieces = [
+            (span.start, span.end.min(image.start), rw_nx),
+            (span.start.max(image.start), span.end.min(image.end), ro_nx),
+            (span.start.max(image.end), span.end, rw_nx),
+        ];
+        for (start, end, f) in pieces {
+            if start < end {
+                paging::map_range(&mut mem, root, phys_to_virt(start), start, end - start, f, max_size)?;
+            }
+        }
     }
 
     // The image, W^X.

@@ -36,10 +36,9 @@ impl<'a, 'b> DirectMapTables<'a, 'b> {
 impl TableMemory for DirectMapTables<'_, '_> {
     fn alloc_table(&mut self) -> Option<u64> {
         let frame = self.frames.alloc_below(self.limit)?.addr();
-        let table = phys_to_virt(frame) as *mut u64;
         // SAFETY: the frame was just allocated, so nothing else uses it, and
         // it lies below `limit`, inside the direct map that is live now.
-        unsafe { core::ptr::write_bytes(table, 0, (PAGE_SIZE / 8) as usize) };
+        unsafe { super::phys::zero_phys(frame, PAGE_SIZE as usize) };
         Some(frame)
     }
 

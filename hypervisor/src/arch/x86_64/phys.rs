@@ -41,8 +41,18 @@ pub unsafe fn phys_words_mut(pa: u64, words: usize) -> &'static mut [u64] {
 /// # Safety
 /// The range must lie inside the direct map and be owned by the caller.
 pub unsafe fn zero_phys(pa: u64, len: usize) {
-    // SAFETY: upheld by the caller.
-    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, len) };
+    let dst = phys_to_virt(pa) as *mut u8;
+    if pa.is_multiple_of(8) && len.is_multiple_of(8) {
+        // `rep stosq`: the soft-float target's `memset` goes byte by byte.
+        // SAFETY: upheld by the caller; the range is 8-byte aligned.
+        unsafe {
+            core::arch::asm!("rep stosq", inout("rdi") dst => _, inout("rcx") len / 8 => _, in("rax") 0u64,
+                options(nostack, preserves_flags));
+        }
+    } else {
+        // SAFETY: upheld by the caller.
+        unsafe { core::ptr::write_bytes(dst, 0, len) };
+    }
 }
 
 /// The 4 KiB frame at physical `pa` as a byte slice.
