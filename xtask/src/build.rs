@@ -1,7 +1,21 @@
 //! `cargo xtask build`: the hypervisor ELF (normal and `test-hooks` builds), the
-//! boot bundle, and the GRUB rescue ISO, all written under `target/oxen/`.
-//! [`make_iso`] and [`corrupt_bundle`] are also used by the scenario runner
-//! (`runner.rs`), which builds one ISO per `boot = "iso"` scenario.
+//! guests (`guests.rs`), the boot bundle, and the GRUB rescue ISO, all written
+//! under `target/oxen/`. [`make_iso`], [`with_auto`] and [`corrupt_bundle`] are
+//! also used by the scenario runner (`runner.rs`), which builds one ISO per
+//! `boot = "iso"` scenario and one bundle per `auto = [...]` scenario.
+//!
+//! The bundle (`target/oxen/bundle.cpio`, a cpio newc archive) holds, in order:
+//!
+//! ```text
+//! manifest              "Oxen boot bundle", "version V", then "NAME SIZE" per other entry
+//! dom0                  dom0's ELF; the hypervisor starts it
+//! images/NAME.elf       the domU guests, and bad-abi.elf and truncated.elf (from hello.elf)
+//! configs/NAME.cfg      every configs/*.cfg of the workspace
+//! auto/NAME.cfg         every configs/auto/*.cfg; dom0 starts these at boot
+//! ```
+//!
+//! Each directory's entries are sorted by name, except that a scenario's
+//! `auto/` keeps the order its `auto` list gives.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -11,6 +25,7 @@ use std::process::Command;
 use oxen_bundle::Builder;
 
 use crate::error::{Context, Result, error};
+use crate::guests;
 use crate::tools::{self, KERNEL_TARGET};
 
 /// The workspace version, which the hypervisor also reports in its banner.
@@ -48,6 +63,21 @@ impl Layout {
     /// The hypervisor built with `--features test-hooks`.
     pub fn hypervisor_test_elf(&self) -> PathBuf {
         self.out.join("hypervisor-test.elf")
+    }
+
+    /// Where the guest ELFs are copied (`target/oxen/guests/`).
+    pub fn guests(&self) -> PathBuf {
+        self.out.join("guests")
+    }
+
+    /// The copy of guest `name`'s ELF.
+    pub fn guest_elf(&self, name: &str) -> PathBuf {
+        self.guests().join(format!("{name}.elf"))
+    }
+
+    /// The domain configs (`configs/*.cfg`; `configs/auto/*.cfg` start at boot).
+    pub fn configs(&self) -> PathBuf {
+        self.root.join("configs")
     }
 
     /// The boot bundle.
@@ -103,11 +133,13 @@ pub fn build(layout: &Layout, plan: &Plan) -> Result<()> {
     if plan.iso_cmdline.is_some() {
         tools::ensure(tools::GRUB)?;
     }
+    let guests = guests::find(layout)?;
     fs::create_dir_all(&layout.out).with_context(|| format!("cannot create {}", layout.out.display()))?;
     let mut written = vec![build_kernel(layout, Image::Release)?];
     if plan.test_image {
         written.push(build_kernel(layout, Image::Test)?);
     }
+    written.extend(guests::build(layout, &guests)?);
     written.push(build_bundle(layout)?);
     if let Some(cmdline) = &plan.iso_cmdline {
         let iso = layout.iso();
@@ -127,6 +159,24 @@ pub fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// A cargo command for building `x86_64-unknown-none` code (`what`: the
+/// hypervisor or the guests), without `RUSTFLAGS`: they would replace the
+/// per-target flags in .cargo/config.toml, and the kernels cannot link without
+/// them (static relocation model, kernel code model).
+pub fn kernel_cargo(layout: &Layout, what: &str) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(&layout.root);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if std::env::var_os(var).is_some() {
+            println!(
+                "xtask: ignoring {var} for the {what} build (it would replace .cargo/config.toml's flags)"
+            );
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
 /// Builds one hypervisor image and copies it under `target/oxen/`.
 fn build_kernel(layout: &Layout, image: Image) -> Result<PathBuf> {
     let (target_dir, dest, what) = match image {
@@ -138,8 +188,8 @@ fn build_kernel(layout: &Layout, image: Image) -> Result<PathBuf> {
         ),
     };
     println!("xtask: building the {what}");
-    let mut cmd = Command::new(cargo());
-    cmd.current_dir(&layout.root).args([
+    let mut cmd = kernel_cargo(layout, "kernel");
+    cmd.args([
         "build",
         "-p",
         "oxen-hypervisor",
@@ -153,17 +203,6 @@ fn build_kernel(layout: &Layout, image: Image) -> Result<PathBuf> {
         cmd.args(["--features", "test-hooks"]);
     }
     cmd.arg("--target-dir").arg(&target_dir);
-    // RUSTFLAGS would replace the per-target flags in .cargo/config.toml, and
-    // the kernel cannot link without them (static relocation model, kernel
-    // code model).
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-        if std::env::var_os(var).is_some() {
-            println!(
-                "xtask: ignoring {var} for the kernel build (it would replace .cargo/config.toml's flags)"
-            );
-            cmd.env_remove(var);
-        }
-    }
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {
         return Err(error(format!("building the {what} failed ({status})")));
@@ -174,14 +213,23 @@ fn build_kernel(layout: &Layout, image: Image) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// Packs the boot bundle from the workspace and writes `target/oxen/bundle.cpio`.
+/// Packs the boot bundle from the guests and configs and writes
+/// `target/oxen/bundle.cpio`.
 fn build_bundle(layout: &Layout) -> Result<PathBuf> {
-    let configs = layout.root.join("configs");
-    let mut entries = Vec::new();
-    if configs.is_dir() {
-        collect_files(&configs, "configs", &mut entries)?;
+    let read = |path: PathBuf| fs::read(&path).with_context(|| format!("cannot read {}", path.display()));
+    let mut images = Vec::new();
+    for name in guests::DOMU {
+        images.push((format!("{name}.elf"), read(layout.guest_elf(name))?));
     }
-    let bytes = pack_bundle(&entries)?;
+    let hello = read(layout.guest_elf(guests::DERIVED_FROM))?;
+    images.extend(guests::derived_images(&hello)?);
+    let contents = Contents {
+        dom0: read(layout.guest_elf(guests::DOM0))?,
+        images,
+        configs: read_configs(&layout.configs())?,
+        auto: read_configs(&layout.configs().join("auto"))?,
+    };
+    let bytes = pack_bundle(&contents.entries())?;
     let dest = layout.bundle();
     fs::write(&dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
     Ok(dest)
@@ -190,30 +238,93 @@ fn build_bundle(layout: &Layout) -> Result<PathBuf> {
 /// One file for the bundle: its entry name and contents.
 pub type BundleFile = (String, Vec<u8>);
 
-/// Adds every file under `dir` to `out`, named `prefix/<relative path>`, in
-/// sorted order so that bundles are reproducible.
-fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<BundleFile>) -> Result<()> {
-    let mut children: Vec<PathBuf> = fs::read_dir(dir)
+/// What a boot bundle holds besides its manifest. Names are file names
+/// (`hello.elf`, `hello.cfg`); [`Contents::entries`] puts them in their
+/// directories.
+#[derive(Clone, Debug, Default)]
+pub struct Contents {
+    /// dom0's ELF: entry `dom0`.
+    pub dom0: Vec<u8>,
+    /// domU images: `images/NAME`, sorted.
+    pub images: Vec<BundleFile>,
+    /// Domain configs: `configs/NAME`, sorted.
+    pub configs: Vec<BundleFile>,
+    /// Configs dom0 starts at boot: `auto/NAME`, in this order.
+    pub auto: Vec<BundleFile>,
+}
+
+impl Contents {
+    /// The entries after `manifest`, in bundle order.
+    pub fn entries(&self) -> Vec<BundleFile> {
+        let sorted = |files: &[BundleFile]| {
+            let mut files = files.to_vec();
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+            files
+        };
+        let mut out = vec![(guests::DOM0.to_string(), self.dom0.clone())];
+        let dirs = [
+            ("images", sorted(&self.images)),
+            ("configs", sorted(&self.configs)),
+            ("auto", self.auto.clone()),
+        ];
+        for (dir, files) in dirs {
+            out.extend(
+                files
+                    .into_iter()
+                    .map(|(name, data)| (format!("{dir}/{name}"), data)),
+            );
+        }
+        out
+    }
+}
+
+/// The `*.cfg` files directly in `dir` (none if it does not exist), by file
+/// name, sorted.
+fn read_configs(dir: &Path) -> Result<Vec<BundleFile>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("cannot list {}", dir.display()))?;
-    children.sort();
-    for child in children {
-        let file_name = child
+    paths.retain(|p| p.extension().is_some_and(|e| e == "cfg") && p.is_file());
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .with_context(|| format!("{} is not a UTF-8 file name", child.display()))?;
-        let name = format!("{prefix}/{file_name}");
-        let meta = fs::metadata(&child).with_context(|| format!("cannot stat {}", child.display()))?;
-        if meta.is_dir() {
-            collect_files(&child, &name, out)?;
-        } else if meta.is_file() {
-            let data = fs::read(&child).with_context(|| format!("cannot read {}", child.display()))?;
-            out.push((name, data));
-        }
+            .with_context(|| format!("{} is not a UTF-8 file name", path.display()))?;
+        let data = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        out.push((name.to_string(), data));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// A copy of the bundle `archive` whose `auto/` holds exactly `names`, in
+/// that order: each is the archive's `configs/NAME` or, failing that, its
+/// `auto/NAME` (that is, `configs/NAME` or `configs/auto/NAME` of the
+/// workspace). Every other entry stays as it was; the manifest is rewritten.
+pub fn with_auto(archive: &[u8], names: &[String]) -> Result<Vec<u8>> {
+    let parsed =
+        oxen_bundle::Archive::parse(archive).map_err(|e| error(format!("cannot read the bundle: {e}")))?;
+    let find = |name: &str| parsed.find(name).filter(|e| e.is_file()).map(|e| e.data.to_vec());
+    let mut auto = Vec::new();
+    for name in names {
+        let data = find(&format!("configs/{name}"))
+            .or_else(|| find(&format!("auto/{name}")))
+            .with_context(|| format!("auto config '{name}' is in neither configs/ nor configs/auto/"))?;
+        auto.push((format!("auto/{name}"), data));
+    }
+    let mut files: Vec<BundleFile> = parsed
+        .entries()
+        .filter(|e| e.is_file() && e.name != "manifest" && !e.name.starts_with("auto/"))
+        .map(|e| (e.name.to_string(), e.data.to_vec()))
+        .collect();
+    files.extend(auto);
+    pack_bundle(&files)
 }
 
 /// The `manifest` entry: a header, then one `name size` line per other entry.
@@ -414,6 +525,124 @@ mod tests {
         let text = &bundle[manifest_span.data_start..][..manifest_span.data_len];
         assert!(text.starts_with(b"Oxen boot bundle\n"));
         assert_eq!(spans[2].data_len, 300);
+        Ok(())
+    }
+
+    fn names(archive: &[u8]) -> Result<Vec<String>> {
+        let parsed = oxen_bundle::Archive::parse(archive).map_err(|e| error(e.to_string()))?;
+        Ok(parsed.entries().map(|e| e.name.to_string()).collect())
+    }
+
+    fn file(name: &str, data: &[u8]) -> BundleFile {
+        (name.to_string(), data.to_vec())
+    }
+
+    /// A bundle as `cargo xtask build` lays it out, from small fake files.
+    fn contents() -> Contents {
+        Contents {
+            dom0: b"dom0 elf".to_vec(),
+            images: vec![
+                file("hello.elf", b"hello"),
+                file("memtest.elf", b"memtest"),
+                file("hostile.elf", b"hostile"),
+                file("bad-abi.elf", b"bad"),
+                file("truncated.elf", b"trunc"),
+            ],
+            configs: vec![
+                file("hostile.cfg", b"name = \"hostile\"\n"),
+                file("bad-abi.cfg", b"x"),
+            ],
+            auto: vec![
+                file("greeter.cfg", b"g"),
+                file("hello.cfg", b"name = \"hello\"\n"),
+            ],
+        }
+    }
+
+    #[test]
+    fn bundle_layout() -> Result<()> {
+        let bundle = pack_bundle(&contents().entries())?;
+        assert_eq!(
+            names(&bundle)?,
+            [
+                "manifest",
+                "dom0",
+                "images/bad-abi.elf",
+                "images/hello.elf",
+                "images/hostile.elf",
+                "images/memtest.elf",
+                "images/truncated.elf",
+                "configs/bad-abi.cfg",
+                "configs/hostile.cfg",
+                "auto/greeter.cfg",
+                "auto/hello.cfg",
+            ]
+        );
+        let parsed = oxen_bundle::Archive::parse(&bundle).map_err(|e| error(e.to_string()))?;
+        let manifest = parsed.find("manifest").context("no manifest")?;
+        let text = std::str::from_utf8(manifest.data)?;
+        assert!(text.starts_with(&format!(
+            "Oxen boot bundle\nversion {VERSION}\ndom0 8\nimages/bad-abi.elf 3\n"
+        )));
+        assert!(text.ends_with("auto/hello.cfg 15\n"), "{text}");
+        assert_eq!(parsed.find("dom0").map(|e| e.data), Some(&b"dom0 elf"[..]));
+        Ok(())
+    }
+
+    #[test]
+    fn configs_are_read_flat_and_sorted() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-configs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("auto"))?;
+        for (name, text) in [
+            ("memtest.cfg", "m"),
+            ("hello.cfg", "h"),
+            ("notes.txt", "n"),
+            ("auto/greeter.cfg", "g"),
+        ] {
+            fs::write(dir.join(name), text)?;
+        }
+        assert_eq!(
+            read_configs(&dir)?,
+            [file("hello.cfg", b"h"), file("memtest.cfg", b"m")]
+        );
+        assert_eq!(read_configs(&dir.join("auto"))?, [file("greeter.cfg", b"g")]);
+        assert!(read_configs(&dir.join("missing"))?.is_empty());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn auto_replaces_the_boot_set() -> Result<()> {
+        let bundle = pack_bundle(&contents().entries())?;
+        // From configs/ and from configs/auto/, in the order given.
+        let auto = |list: &[&str]| -> Vec<String> { list.iter().map(|s| s.to_string()).collect() };
+        let custom = with_auto(&bundle, &auto(&["hostile.cfg", "hello.cfg"]))?;
+        let got = names(&custom)?;
+        assert_eq!(got[..9], names(&bundle)?[..9]);
+        assert_eq!(got[9..], ["auto/hostile.cfg", "auto/hello.cfg"]);
+        let parsed = oxen_bundle::Archive::parse(&custom).map_err(|e| error(e.to_string()))?;
+        assert_eq!(
+            parsed.find("auto/hostile.cfg").map(|e| e.data),
+            Some(&b"name = \"hostile\"\n"[..])
+        );
+        let manifest = std::str::from_utf8(parsed.find("manifest").context("no manifest")?.data)?;
+        assert!(
+            manifest.ends_with("auto/hostile.cfg 17\nauto/hello.cfg 15\n"),
+            "{manifest}"
+        );
+        assert!(!manifest.contains("greeter"), "{manifest}");
+        // An empty list: dom0 starts nothing.
+        assert_eq!(names(&with_auto(&bundle, &[])?)?.len(), 9);
+        let err = with_auto(&bundle, &auto(&["hello.cfg", "nope.cfg"]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("'nope.cfg' is in neither configs/ nor configs/auto/"),
+            "{err}"
+        );
+        assert!(with_auto(b"junk", &[]).is_err());
         Ok(())
     }
 

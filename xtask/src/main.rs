@@ -1,11 +1,14 @@
 //! `cargo xtask`: Oxen's build, run and test driver, a host program in the
 //! workspace (the alias lives in `.cargo/config.toml`). This file reads the
-//! command line and dispatches; `build.rs` makes the images, `qemu.rs` knows
-//! QEMU, `tools.rs` installs host tools, `scenario.rs` reads `tests/*.toml`,
-//! and `runner.rs` boots them.
+//! command line and dispatches; `build.rs` makes the images and the boot
+//! bundle, `guests.rs` builds the guest kernels, `elf.rs` patches their ABI
+//! note, `qemu.rs` knows QEMU, `tools.rs` installs host tools, `scenario.rs`
+//! reads `tests/*.toml`, and `runner.rs` boots them.
 
 mod build;
+mod elf;
 mod error;
+mod guests;
 mod qemu;
 mod runner;
 mod scenario;
@@ -22,7 +25,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build        build target/oxen/{hypervisor.elf, hypervisor-test.elf, bundle.cpio, oxen.iso}
+  build        build target/oxen/{hypervisor.elf, hypervisor-test.elf, guests/*.elf,
+               bundle.cpio, oxen.iso}
   run          build, then boot the hypervisor under QEMU on this terminal
   test         host unit tests, build, then the QEMU scenarios in tests/*.toml
   help         show this text

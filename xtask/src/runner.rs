@@ -264,7 +264,8 @@ struct Prepared {
     boot: Boot,
 }
 
-/// Picks the image and bundle and builds the per-scenario ISO or corrupt bundle.
+/// Picks the image and bundle and builds the per-scenario ISO, `auto/` bundle
+/// or corrupt bundle.
 fn prepare(scenario: &Scenario, config: &Config) -> Result<Prepared> {
     let scratch = config.out_dir.join(&scenario.name);
     let elf = match scenario.image {
@@ -274,12 +275,23 @@ fn prepare(scenario: &Scenario, config: &Config) -> Result<Prepared> {
     if !elf.is_file() {
         return Err(format!("no hypervisor image at {}", elf.display()).into());
     }
+    let base = match (&scenario.auto, scenario.bundle) {
+        (Some(auto), BundleKind::Default | BundleKind::Corrupt) => {
+            let default = fs::read(&config.bundle)
+                .with_context(|| format!("cannot read {}", config.bundle.display()))?;
+            let own = build::with_auto(&default, auto)?;
+            fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+            let path = scratch.join("bundle.cpio");
+            fs::write(&path, own).with_context(|| format!("cannot write {}", path.display()))?;
+            path
+        }
+        _ => config.bundle.clone(),
+    };
     let bundle = match scenario.bundle {
-        BundleKind::Default => Some(config.bundle.clone()),
+        BundleKind::Default => Some(base),
         BundleKind::None => None,
         BundleKind::Corrupt => {
-            let good = fs::read(&config.bundle)
-                .with_context(|| format!("cannot read {}", config.bundle.display()))?;
+            let good = fs::read(&base).with_context(|| format!("cannot read {}", base.display()))?;
             let bad = build::corrupt_bundle(&good).context("cannot corrupt the bundle")?;
             fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
             let path = scratch.join("bundle-corrupt.cpio");
@@ -739,7 +751,11 @@ mod tests {
             ),
         )?;
         let bundle = dir.join("bundle.cpio");
-        fs::write(&bundle, build::pack_bundle(&[])?)?;
+        let files = [
+            ("configs/a.cfg".to_string(), b"name = \"a\"\n".to_vec()),
+            ("auto/default.cfg".to_string(), b"name = \"d\"\n".to_vec()),
+        ];
+        fs::write(&bundle, build::pack_bundle(&files)?)?;
         let config_for = |elf: &Path| Config {
             test_elf: elf.to_path_buf(),
             release_elf: good.clone(),
@@ -800,6 +816,12 @@ mod tests {
                  [[step]]\nexpect = \"no bang\"\n[[step]]\nexpect = \"never\"\ntimeout_secs = 1",
                 Some("timeout after 1 s waiting for 'never'"),
             ),
+            (
+                &good,
+                "auto",
+                "auto = [\"a.cfg\"]\nexpect = [\"all checks\"]",
+                None,
+            ),
         ];
         let mut reports = Vec::new();
         for (elf, name, body, _) in &cases {
@@ -830,6 +852,23 @@ mod tests {
         assert!(reports[4].elapsed < Duration::from_secs(10), "{:?}", reports[4]);
         assert!(reports[7].elapsed < Duration::from_secs(10), "{:?}", reports[7]);
         assert!(dir.join("out/corrupt/bundle-corrupt.cpio").is_file());
+        // The auto scenario booted its own bundle, whose auto/ holds a.cfg alone.
+        let own = fs::read(dir.join("out/auto/bundle.cpio"))?;
+        let own = oxen_bundle::Archive::parse(&own).map_err(|e| e.to_string())?;
+        let auto: Vec<&str> = own
+            .entries()
+            .map(|e| e.name)
+            .filter(|n| n.starts_with("auto/"))
+            .collect();
+        assert_eq!(auto, ["auto/a.cfg"]);
+        let missing = scenario("missing", &format!("{base}auto = [\"nope.cfg\"]\n"));
+        let report = run_one(&missing, &config_for(&good));
+        assert!(
+            report
+                .reason()
+                .starts_with("setup failed: auto config 'nope.cfg' is in neither"),
+            "{report:?}"
+        );
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

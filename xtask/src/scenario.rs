@@ -11,6 +11,7 @@
 //! append = "oxen_test=boot"  # hypervisor command line; default ""
 //! image = "test"        # "test" (hypervisor-test.elf, default) or "release" (hypervisor.elf)
 //! bundle = "default"    # "default" | "none" | "corrupt"
+//! auto = ["hello.cfg"]  # optional: the bundle's auto/ holds exactly these configs
 //! timeout_secs = 60     # hard limit for the whole run; default 60
 //! exit = "success"      # "success" (QEMU status 33) | "failure" (status 35); default "success"
 //! expect = ["Oxen 0.1.0", "boot protocol: PVH"]  # must appear in this order
@@ -24,6 +25,15 @@
 //!
 //! Only `description` is required. Unknown keys are errors, so a typo cannot
 //! silently drop a check. The scenario's name is its file stem.
+//!
+//! `auto` picks the domains dom0 starts at boot. Without it the scenario boots
+//! the default bundle, whose `auto/` holds every `configs/auto/*.cfg`. With it
+//! the runner makes the scenario its own bundle (`target/oxen/tests/NAME/
+//! bundle.cpio`): the default one with `auto/` holding exactly the listed
+//! files, in the listed order, each taken from `configs/NAME` or, failing
+//! that, `configs/auto/NAME`; a name found in neither fails the scenario.
+//! `auto = []` starts nothing. `bundle = "corrupt"` then corrupts that bundle;
+//! `bundle = "none"` cannot go with `auto`.
 
 use std::fs;
 use std::path::Path;
@@ -132,6 +142,7 @@ struct File {
     image: ImageKind,
     #[serde(default)]
     bundle: BundleKind,
+    auto: Option<Vec<String>>,
     timeout_secs: Option<u64>,
     #[serde(default)]
     exit: ExpectedExit,
@@ -160,6 +171,8 @@ pub struct Scenario {
     pub image: ImageKind,
     /// Which bundle.
     pub bundle: BundleKind,
+    /// The configs the bundle's `auto/` holds instead of the default set.
+    pub auto: Option<Vec<String>>,
     /// Hard limit for the whole run, in seconds.
     pub timeout_secs: u64,
     /// The required exit.
@@ -180,6 +193,26 @@ fn check_timeout(what: &str, secs: u64) -> Result<u64> {
             "{what} must be between 1 and {MAX_TIMEOUT_SECS}, not {secs}"
         )))
     }
+}
+
+/// Checks an `auto` list: plain `NAME.cfg` file names, each once.
+fn check_auto(names: &[String]) -> Result<()> {
+    for (index, name) in names.iter().enumerate() {
+        let stem = name.strip_suffix(".cfg").unwrap_or_default();
+        let plain = !stem.is_empty()
+            && !stem.starts_with('.')
+            && !name.contains(['/', '\\'])
+            && !name.contains(char::is_whitespace);
+        if !plain {
+            return Err(error(format!(
+                "auto entry '{name}' is not a config file name such as \"hello.cfg\""
+            )));
+        }
+        if names[..index].contains(name) {
+            return Err(error(format!("auto lists '{name}' twice")));
+        }
+    }
+    Ok(())
 }
 
 impl Scenario {
@@ -212,6 +245,12 @@ impl Scenario {
         if file.expect.iter().chain(&file.forbid).any(String::is_empty) {
             return Err(error("expect and forbid strings must not be empty"));
         }
+        if let Some(auto) = &file.auto {
+            if file.bundle == BundleKind::None {
+                return Err(error("auto needs a bundle, but bundle = \"none\""));
+            }
+            check_auto(auto)?;
+        }
         for (index, step) in file.step.iter().enumerate() {
             let number = index + 1;
             match (&step.expect, &step.send) {
@@ -235,6 +274,7 @@ impl Scenario {
             append: file.append,
             image: file.image,
             bundle: file.bundle,
+            auto: file.auto,
             timeout_secs,
             exit: file.exit,
             expect: file.expect,
@@ -298,6 +338,7 @@ mod tests {
         append = "oxen_test=boot"
         image = "release"
         bundle = "corrupt"
+        auto = ["hostile.cfg", "hello.cfg"]
         timeout_secs = 30
         exit = "failure"
         expect = ["Oxen 0.1.0", "boot protocol: PVH"]
@@ -323,6 +364,10 @@ mod tests {
         assert_eq!(s.append, "oxen_test=boot");
         assert_eq!(s.image, ImageKind::Release);
         assert_eq!(s.bundle, BundleKind::Corrupt);
+        assert_eq!(
+            s.auto,
+            Some(vec!["hostile.cfg".to_string(), "hello.cfg".to_string()])
+        );
         assert_eq!(s.timeout_secs, 30);
         assert_eq!(s.exit.status(), 35);
         assert_eq!(s.expect, ["Oxen 0.1.0", "boot protocol: PVH"]);
@@ -344,6 +389,7 @@ mod tests {
         assert_eq!(s.append, "");
         assert_eq!(s.image, ImageKind::Test);
         assert_eq!(s.bundle, BundleKind::Default);
+        assert_eq!(s.auto, None);
         assert_eq!(s.timeout_secs, DEFAULT_TIMEOUT_SECS);
         assert_eq!(s.exit.status(), 33);
         assert!(s.expect.is_empty() && s.forbid.is_empty() && s.steps.is_empty());
@@ -374,6 +420,25 @@ mod tests {
         );
         assert!(rejected("description = \"d\"\n[[step]]\ntimeout_secs = 3").contains("step 1"));
         assert!(rejected("description = \"d\"\n[[step]]\nsend = \"x\"\nbogus = 1").contains("bogus"));
+    }
+
+    #[test]
+    fn auto_lists_are_checked() -> Result<()> {
+        let with = |auto: &str| Scenario::parse("x", &format!("description = \"d\"\nauto = {auto}"));
+        assert_eq!(with("[]")?.auto, Some(Vec::new()));
+        assert_eq!(
+            with("[\"bad-abi.cfg\"]")?.auto,
+            Some(vec!["bad-abi.cfg".to_string()])
+        );
+        let rejected = |auto: &str| with(auto).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(rejected("[\"hello\"]").contains("'hello' is not a config file name"));
+        assert!(rejected("[\".cfg\"]").contains("not a config file name"));
+        assert!(rejected("[\"auto/hello.cfg\"]").contains("not a config file name"));
+        assert!(rejected("[\"../hello.cfg\"]").contains("not a config file name"));
+        assert!(rejected("[\"a.cfg\", \"a.cfg\"]").contains("'a.cfg' twice"));
+        assert!(rejected("\"hello.cfg\"").contains("auto"));
+        assert!(rejected("[\"hello.cfg\"]\nbundle = \"none\"").contains("auto needs a bundle"));
+        Ok(())
     }
 
     #[test]

@@ -149,6 +149,18 @@ pub fn batch(table: &mut DomainTable, caller: DomId, target: DomId, ops: &[MmuOp
     if ops.len() as u64 > MMU_BATCH_MAX {
         return Err(Status::E2BIG);
     }
+    // Only dom0 reaches another domain's address space, never dom0's own
+    // from outside, and never a dying one's.
+    if target != caller {
+        let privileged = table.get(caller).is_some_and(|d| d.privileged);
+        let dom = table.get(target).ok_or(Status::ESRCH)?;
+        if !privileged || dom.privileged {
+            return Err(Status::EPERM);
+        }
+        if dom.state == State::Dying {
+            return Err(Status::ESRCH);
+        }
+    }
     let mut pages = BTreeSet::new();
     if !ops.iter().all(|op| pages.insert(op.va)) {
         return Err(Status::EINVAL);

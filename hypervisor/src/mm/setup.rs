@@ -242,7 +242,15 @@ pub fn build_kernel_tables(map: &MemoryMap, features: &Features) -> Result<(u64,
         ];
         for (start, end, f) in pieces {
             if start < end {
-                paging::map_range(&mut mem, root, phys_to_virt(start), start, end - start, f, max_size)?;
+                paging::map_range(
+                    &mut mem,
+                    root,
+                    phys_to_virt(start),
+                    start,
+                    end - start,
+                    f,
+                    max_size,
+                )?;
             }
         }
     }

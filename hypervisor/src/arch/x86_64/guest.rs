@@ -166,6 +166,10 @@ pub unsafe fn run(regs: &mut Regs) {
 /// Make `regs` the block that guest entries store into on this CPU.
 pub fn set_current_regs(regs: &Regs) {
     let end = regs as *const Regs as u64 + size_of::<Regs>() as u64;
+    debug_assert!(
+        end.is_multiple_of(16),
+        "the CPU would realign RSP0 and shift the frame"
+    );
     super::gdt::set_rsp0(end);
     super::percpu::set_regs_end(end);
 }

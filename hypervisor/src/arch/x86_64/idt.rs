@@ -19,7 +19,11 @@ use x86_64::structures::DescriptorTablePointer;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// The registers saved by the entry stub, lowest address first.
-#[repr(C)]
+///
+/// 16-byte aligned: as a vCPU's register block its end is TSS.RSP0, and the
+/// CPU aligns RSP0 down to 16 bytes before pushing an interrupt frame
+/// (Intel SDM Vol.3A 7.14.2), which would shift every field otherwise.
+#[repr(C, align(16))]
 #[derive(Clone, Copy, Debug)]
 #[allow(missing_docs)]
 pub struct ExceptionFrame {
@@ -53,6 +57,7 @@ pub struct ExceptionFrame {
 const _: () = assert!(offset_of!(ExceptionFrame, vector) == 15 * 8);
 const _: () = assert!(offset_of!(ExceptionFrame, rip) == 17 * 8);
 const _: () = assert!(size_of::<ExceptionFrame>() == 22 * 8);
+const _: () = assert!(size_of::<ExceptionFrame>().is_multiple_of(16));
 
 core::arch::global_asm!(
     r#"
