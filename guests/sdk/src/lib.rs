@@ -3,7 +3,7 @@
 //! A guest is a `no_std`, `no_main` binary for `x86_64-unknown-none` that
 //! names its main function with [`entry!`] and links with `guest.ld`:
 //!
-//! ```ignore
+//! ```text
 //! #![cfg_attr(target_os = "none", no_std)]
 //! #![no_main]
 //! use oxen_guest_sdk::{println, ShutdownReason};

@@ -46,7 +46,7 @@ pub fn info(c: &mut Caller<'_>, out: u64) -> Result<u64, Status> {
 
 /// `memory_increase(count)`: the first new guest frame.
 pub fn increase(c: &mut Caller<'_>, count: u64) -> Result<u64, Status> {
-    if count == 0 || count > MMU_BATCH_MAX * 64 {
+    if count == 0 {
         return Err(Status::EINVAL);
     }
     let dom = c.domain();
