@@ -30,7 +30,10 @@ pub enum Hypercall {
     VcpuSetCallbacks = 7,
     /// `iret()`: resume the context in the [`IretFrame`] at the guest's `rsp`.
     Iret = 8,
-    // 9 is reserved for `vcpu_set_timer` (events, timers and scheduling).
+    /// `vcpu_set_timer(deadline_ns)`: raise `VIRQ_TIMER` on this vCPU once
+    /// system time reaches `deadline_ns` (0 cancels; a past deadline fires
+    /// at once). Since 1.1.
+    VcpuSetTimer = 9,
     /// `mmu_batch(ops, count, domid)` → `count`: apply [`MmuOp`]s to the
     /// address space of `domid` (`DOMID_SELF`, or a domain dom0 builds).
     MmuBatch = 10,
@@ -40,6 +43,29 @@ pub enum Hypercall {
     MemoryIncrease = 12,
     /// `memory_decrease(count)` → new `tot_pages`: give back the top `count` frames.
     MemoryDecrease = 13,
+    /// `sched_poll(ports, count, timeout_ns)` → 1 if one of the `u32` ports
+    /// at `ports` is pending, 0 on timeout (0: none). Since 1.1.
+    SchedPoll = 14,
+    /// `evtchn_alloc_unbound(remote_dom)` → a new local port that `remote_dom`
+    /// may bind to (`DOMID_SELF` for a loopback). Since 1.1.
+    EvtchnAllocUnbound = 16,
+    /// `evtchn_bind_interdomain(remote_dom, remote_port)` → local port
+    /// connected to a port `remote_dom` allocated for us. Since 1.1.
+    EvtchnBindInterdomain = 17,
+    /// `evtchn_bind_virq(virq, vcpu)` → port raised for that [`Virq`]. Since 1.1.
+    EvtchnBindVirq = 18,
+    /// `evtchn_bind_ipi(vcpu)` → port that signals one of our own vCPUs. Since 1.1.
+    EvtchnBindIpi = 19,
+    /// `evtchn_send(port)`: notify the other end (`ENOTCONN` once it has
+    /// closed). Since 1.1.
+    EvtchnSend = 20,
+    /// `evtchn_close(port)`: the other end of an interdomain channel becomes
+    /// unbound and is notified. Since 1.1.
+    EvtchnClose = 21,
+    /// `evtchn_unmask(port)`: clear its mask bit, delivering it if pending. Since 1.1.
+    EvtchnUnmask = 22,
+    /// `evtchn_status(port, out)`: write an [`EvtchnStatus`]. Since 1.1.
+    EvtchnStatus = 23,
     /// `domctl_create(config)` → new domain ID (dom0 only): an empty, paused
     /// domain with the [`DomainConfig`]'s memory.
     DomctlCreate = 32,
@@ -54,13 +80,42 @@ pub enum Hypercall {
     DomctlGetInfo = 36,
     /// `domctl_set_vcpu_context(domid, ctx)`: the initial [`VcpuContext`].
     DomctlSetVcpuContext = 37,
+    /// `domctl_shutdown(domid, reason)`: ask a domain to shut down with a
+    /// [`ShutdownReason`] (sets `SharedInfo::shutdown_request`, raises
+    /// `VIRQ_CONTROL`; the guest decides). Since 1.1.
+    DomctlShutdown = 38,
+    /// `domctl_set_max_mem(domid, max_pages)`: change `max_pages` (not below
+    /// `tot_pages`). Since 1.1.
+    DomctlSetMaxMem = 39,
+    /// `domctl_set_vcpus(domid, online)`: bring vCPUs `0..online` up and the
+    /// rest down (within the domain's vCPU count). Since 1.1.
+    DomctlSetVcpus = 40,
+    /// `domctl_sched_get(domid, out)`: its [`SchedParams`]. Since 1.1.
+    DomctlSchedGet = 41,
+    /// `domctl_sched_set(domid, params)`: set its [`SchedParams`]. Since 1.1.
+    DomctlSchedSet = 42,
+    /// `domctl_console_read(domid, io)` → bytes copied: read a domain's
+    /// console ring through a [`ConsoleRead`]. Since 1.1.
+    DomctlConsoleRead = 43,
+    /// `domctl_vcpu_pin(domid, vcpu, cpumask)`: set a vCPU's CPU affinity
+    /// (bit n = physical CPU n; kept, and honoured once SMP lands). Since 1.1.
+    DomctlVcpuPin = 44,
+    /// `domctl_vcpu_info(domid, vcpu, out)`: a [`VcpuRecord`]. Since 1.1.
+    DomctlVcpuInfo = 45,
+    /// `domctl_set_target(domid, pages)`: the memory the domain should
+    /// balloon to (sets `SharedInfo::mem_target_pages`, raises
+    /// `VIRQ_CONTROL`; within `max_pages`). Since 1.1.
+    DomctlSetTarget = 46,
     /// `sysctl_physinfo(out)`: the machine's [`Physinfo`] (dom0 only).
     SysctlPhysinfo = 64,
+    /// `sysctl_dmesg(io)` → bytes copied: read the hypervisor's log ring
+    /// through a [`ConsoleRead`]. Since 1.1.
+    SysctlDmesg = 65,
 }
 
 impl Hypercall {
     /// Every hypercall, in numeric order.
-    pub const ALL: [Hypercall; 20] = [
+    pub const ALL: [Hypercall; 40] = [
         Hypercall::Version,
         Hypercall::ConsoleWrite,
         Hypercall::ConsoleRead,
@@ -70,17 +125,37 @@ impl Hypercall {
         Hypercall::VcpuSetTrapTable,
         Hypercall::VcpuSetCallbacks,
         Hypercall::Iret,
+        Hypercall::VcpuSetTimer,
         Hypercall::MmuBatch,
         Hypercall::MemoryInfo,
         Hypercall::MemoryIncrease,
         Hypercall::MemoryDecrease,
+        Hypercall::SchedPoll,
+        Hypercall::EvtchnAllocUnbound,
+        Hypercall::EvtchnBindInterdomain,
+        Hypercall::EvtchnBindVirq,
+        Hypercall::EvtchnBindIpi,
+        Hypercall::EvtchnSend,
+        Hypercall::EvtchnClose,
+        Hypercall::EvtchnUnmask,
+        Hypercall::EvtchnStatus,
         Hypercall::DomctlCreate,
         Hypercall::DomctlDestroy,
         Hypercall::DomctlPause,
         Hypercall::DomctlUnpause,
         Hypercall::DomctlGetInfo,
         Hypercall::DomctlSetVcpuContext,
+        Hypercall::DomctlShutdown,
+        Hypercall::DomctlSetMaxMem,
+        Hypercall::DomctlSetVcpus,
+        Hypercall::DomctlSchedGet,
+        Hypercall::DomctlSchedSet,
+        Hypercall::DomctlConsoleRead,
+        Hypercall::DomctlVcpuPin,
+        Hypercall::DomctlVcpuInfo,
+        Hypercall::DomctlSetTarget,
         Hypercall::SysctlPhysinfo,
+        Hypercall::SysctlDmesg,
     ];
 
     /// The name used in traces and docs.
@@ -95,6 +170,26 @@ impl Hypercall {
             Hypercall::VcpuSetTrapTable => "vcpu_set_trap_table",
             Hypercall::VcpuSetCallbacks => "vcpu_set_callbacks",
             Hypercall::Iret => "iret",
+            Hypercall::VcpuSetTimer => "vcpu_set_timer",
+            Hypercall::SchedPoll => "sched_poll",
+            Hypercall::EvtchnAllocUnbound => "evtchn_alloc_unbound",
+            Hypercall::EvtchnBindInterdomain => "evtchn_bind_interdomain",
+            Hypercall::EvtchnBindVirq => "evtchn_bind_virq",
+            Hypercall::EvtchnBindIpi => "evtchn_bind_ipi",
+            Hypercall::EvtchnSend => "evtchn_send",
+            Hypercall::EvtchnClose => "evtchn_close",
+            Hypercall::EvtchnUnmask => "evtchn_unmask",
+            Hypercall::EvtchnStatus => "evtchn_status",
+            Hypercall::DomctlShutdown => "domctl_shutdown",
+            Hypercall::DomctlSetMaxMem => "domctl_set_max_mem",
+            Hypercall::DomctlSetVcpus => "domctl_set_vcpus",
+            Hypercall::DomctlSchedGet => "domctl_sched_get",
+            Hypercall::DomctlSchedSet => "domctl_sched_set",
+            Hypercall::DomctlConsoleRead => "domctl_console_read",
+            Hypercall::DomctlVcpuPin => "domctl_vcpu_pin",
+            Hypercall::DomctlVcpuInfo => "domctl_vcpu_info",
+            Hypercall::DomctlSetTarget => "domctl_set_target",
+            Hypercall::SysctlDmesg => "sysctl_dmesg",
             Hypercall::MmuBatch => "mmu_batch",
             Hypercall::MemoryInfo => "memory_info",
             Hypercall::MemoryIncrease => "memory_increase",
@@ -120,7 +215,17 @@ impl Hypercall {
                 | Hypercall::DomctlUnpause
                 | Hypercall::DomctlGetInfo
                 | Hypercall::DomctlSetVcpuContext
+                | Hypercall::DomctlShutdown
+                | Hypercall::DomctlSetMaxMem
+                | Hypercall::DomctlSetVcpus
+                | Hypercall::DomctlSchedGet
+                | Hypercall::DomctlSchedSet
+                | Hypercall::DomctlConsoleRead
+                | Hypercall::DomctlVcpuPin
+                | Hypercall::DomctlVcpuInfo
+                | Hypercall::DomctlSetTarget
                 | Hypercall::SysctlPhysinfo
+                | Hypercall::SysctlDmesg
         )
     }
 }
@@ -143,6 +248,8 @@ pub const CONSOLE_IO_MAX: u64 = 4096;
 pub const TRAP_TABLE_MAX: u64 = 32;
 /// Most operations in one `mmu_batch`.
 pub const MMU_BATCH_MAX: u64 = 512;
+/// Most ports one `sched_poll` waits on.
+pub const POLL_PORTS_MAX: u64 = 128;
 
 /// Why a domain stopped (`sched_shutdown`'s argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -190,7 +297,7 @@ mod tests {
             assert_eq!(Hypercall::try_from(h as u64), Ok(h));
         }
         assert!(Hypercall::ALL.windows(2).all(|w| (w[0] as u64) < (w[1] as u64)));
-        for nr in [9u64, 14, 31, 38, 63, 65, u64::MAX] {
+        for nr in [15u64, 24, 31, 47, 63, 66, u64::MAX] {
             assert_eq!(Hypercall::try_from(nr), Err(Status::ENOSYS));
         }
     }
@@ -198,7 +305,7 @@ mod tests {
     /// The numbers are the ABI: this table must only ever grow.
     #[test]
     fn golden_numbers() {
-        let golden: [(u64, &str); 20] = [
+        let golden: [(u64, &str); 40] = [
             (0, "version"),
             (1, "console_write"),
             (2, "console_read"),
@@ -208,17 +315,37 @@ mod tests {
             (6, "vcpu_set_trap_table"),
             (7, "vcpu_set_callbacks"),
             (8, "iret"),
+            (9, "vcpu_set_timer"),
             (10, "mmu_batch"),
             (11, "memory_info"),
             (12, "memory_increase"),
             (13, "memory_decrease"),
+            (14, "sched_poll"),
+            (16, "evtchn_alloc_unbound"),
+            (17, "evtchn_bind_interdomain"),
+            (18, "evtchn_bind_virq"),
+            (19, "evtchn_bind_ipi"),
+            (20, "evtchn_send"),
+            (21, "evtchn_close"),
+            (22, "evtchn_unmask"),
+            (23, "evtchn_status"),
             (32, "domctl_create"),
             (33, "domctl_destroy"),
             (34, "domctl_pause"),
             (35, "domctl_unpause"),
             (36, "domctl_getinfo"),
             (37, "domctl_set_vcpu_context"),
+            (38, "domctl_shutdown"),
+            (39, "domctl_set_max_mem"),
+            (40, "domctl_set_vcpus"),
+            (41, "domctl_sched_get"),
+            (42, "domctl_sched_set"),
+            (43, "domctl_console_read"),
+            (44, "domctl_vcpu_pin"),
+            (45, "domctl_vcpu_info"),
+            (46, "domctl_set_target"),
             (64, "sysctl_physinfo"),
+            (65, "sysctl_dmesg"),
         ];
         for (nr, name) in golden {
             assert_eq!(Hypercall::try_from(nr).map(Hypercall::name), Ok(name));

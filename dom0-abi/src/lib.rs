@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod domctl;
+mod event;
 mod hypercall;
 mod note;
 mod shared;
@@ -29,6 +30,7 @@ mod status;
 mod trap;
 
 pub use domctl::*;
+pub use event::*;
 pub use hypercall::*;
 pub use note::*;
 pub use shared::*;
@@ -38,7 +40,7 @@ pub use trap::*;
 /// Major ABI version: bumped by any incompatible change.
 pub const ABI_VERSION_MAJOR: u16 = 1;
 /// Minor ABI version: bumped by every compatible addition.
-pub const ABI_VERSION_MINOR: u16 = 0;
+pub const ABI_VERSION_MINOR: u16 = 1;
 
 /// The ABI version packed as `major << 16 | minor`, as [`Hypercall::Version`] returns it.
 pub const fn abi_version_packed() -> u32 {

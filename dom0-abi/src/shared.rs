@@ -155,8 +155,16 @@ pub struct SharedInfo {
     pub wc_nsec: u32,
     /// Padding, zero.                                         @1548
     pub pad0: u32,
-    /// Reserved, zero.                                        @1552
-    pub reserved: [u8; 2544],
+    /// A shutdown the toolstack asks for: 0 none, else 1 + `ShutdownReason`
+    /// (since 1.1).                                           @1552
+    pub shutdown_request: u32,
+    /// Padding, zero.                                         @1556
+    pub pad1: u32,
+    /// Memory the toolstack wants the domain to balloon to, in pages; 0 for
+    /// none (since 1.1).                                      @1560
+    pub mem_target_pages: u64,
+    /// Reserved, zero.                                        @1568
+    pub reserved: [u8; 2528],
 }
 const _: () = assert!(core::mem::size_of::<SharedInfo>() == 4096);
 
@@ -233,6 +241,8 @@ mod tests {
         assert_eq!(offset_of!(SharedInfo, evtchn_pending), 512);
         assert_eq!(offset_of!(SharedInfo, evtchn_mask), 1024);
         assert_eq!(offset_of!(SharedInfo, wc_version), 1536);
+        assert_eq!(offset_of!(SharedInfo, shutdown_request), 1552);
+        assert_eq!(offset_of!(SharedInfo, mem_target_pages), 1560);
         assert_eq!(offset_of!(MmuOp, va), 8);
         assert_eq!(offset_of!(MmuOp, frame_domid), 24);
         assert_eq!(offset_of!(MemoryInfo, pt_pages), 24);

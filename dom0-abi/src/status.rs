@@ -35,11 +35,13 @@ pub enum Status {
     ERANGE = 34,
     /// No such hypercall.
     ENOSYS = 38,
+    /// The other end of the event channel has closed (since 1.1).
+    ENOTCONN = 107,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 14] = [
+    pub const ALL: [Status; 15] = [
         Status::EPERM,
         Status::ENOENT,
         Status::ESRCH,
@@ -54,6 +56,7 @@ impl Status {
         Status::EINVAL,
         Status::ERANGE,
         Status::ENOSYS,
+        Status::ENOTCONN,
     ];
 
     /// The value a hypercall returns for this status (negative).
@@ -86,6 +89,7 @@ impl Status {
             Status::EINVAL => "EINVAL",
             Status::ERANGE => "ERANGE",
             Status::ENOSYS => "ENOSYS",
+            Status::ENOTCONN => "ENOTCONN",
         }
     }
 
@@ -106,6 +110,7 @@ impl Status {
             Status::EINVAL => "invalid argument",
             Status::ERANGE => "out of range",
             Status::ENOSYS => "no such hypercall",
+            Status::ENOTCONN => "the other end has closed",
         }
     }
 }

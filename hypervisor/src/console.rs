@@ -4,10 +4,16 @@
 //! is held still gets its report out.
 
 use crate::arch::serial::{self, Serial};
+use crate::ring::ByteRing;
 use core::fmt;
 use spin::Mutex;
 
 static SERIAL: Mutex<Option<Serial>> = Mutex::new(None);
+
+/// Bytes of hypervisor output kept for `xm dmesg`.
+pub const LOG_RING_BYTES: usize = 64 * 1024;
+/// The hypervisor's own output (banner and log), for `sysctl_dmesg`.
+pub static LOG_RING: Mutex<ByteRing<LOG_RING_BYTES>> = Mutex::new(ByteRing::new());
 
 /// Bring up COM1. Until this runs, output goes nowhere.
 pub fn init() {
@@ -27,20 +33,41 @@ fn write_translated(s: &str, mut out: impl FnMut(&[u8])) {
     out(rest);
 }
 
-/// Write formatted text to the console under its lock.
+/// Write the hypervisor's own formatted text to the console under its
+/// lock, keeping a copy in the log ring.
 pub fn write_fmt(args: fmt::Arguments<'_>) {
     let mut guard = SERIAL.lock();
-    if let Some(serial) = guard.as_mut() {
-        let mut w = LockedWriter(serial);
-        let _ = fmt::Write::write_fmt(&mut w, args);
-    }
+    let mut ring = LOG_RING.lock();
+    let mut w = LockedWriter {
+        serial: guard.as_mut(),
+        ring: Some(&mut ring),
+    };
+    let _ = fmt::Write::write_fmt(&mut w, args);
 }
 
-struct LockedWriter<'a>(&'a mut Serial);
+/// Write a guest's console line (not kept in the hypervisor log).
+pub fn write_guest_fmt(args: fmt::Arguments<'_>) {
+    let mut guard = SERIAL.lock();
+    let mut w = LockedWriter {
+        serial: guard.as_mut(),
+        ring: None,
+    };
+    let _ = fmt::Write::write_fmt(&mut w, args);
+}
+
+struct LockedWriter<'a> {
+    serial: Option<&'a mut Serial>,
+    ring: Option<&'a mut ByteRing<LOG_RING_BYTES>>,
+}
 
 impl fmt::Write for LockedWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_translated(s, |b| self.0.write(b));
+        if let Some(ring) = self.ring.as_mut() {
+            ring.push(s.as_bytes());
+        }
+        if let Some(serial) = self.serial.as_mut() {
+            write_translated(s, |b| serial.write(b));
+        }
         Ok(())
     }
 }

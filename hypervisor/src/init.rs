@@ -194,8 +194,20 @@ extern "C" fn kernel_main() -> ! {
     let (fpu_bytes, xsave) = arch::fpu::init(features.xsave);
     info!(target: "cpu", "guest FPU state: {fpu_bytes} bytes per vCPU ({})", if xsave { "XSAVE" } else { "FXSAVE" });
     if let Some(apic) = arch::apic::local() {
-        let per_ms = apic.start_periodic_timer(idt::TIMER_VECTOR, TICK_US, tsc_hz);
-        info!(target: "apic", "timer: {} ticks/ms, periodic every {} ms", per_ms, TICK_US / 1000);
+        let per_ms = apic.init_timer(idt::TIMER_VECTOR, tsc_hz, features.tsc_deadline);
+        if features.tsc_deadline {
+            info!(target: "apic", "timer: TSC-deadline mode");
+        } else {
+            info!(target: "apic", "timer: one-shot, {per_ms} ticks/ms");
+        }
+    }
+    match time::init_wallclock() {
+        Some(t) => info!(
+            target: "time",
+            "wall clock {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC (RTC)",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        ),
+        None => warn!(target: "time", "no RTC answered: the wall clock starts at 1970"),
     }
 
     self_check();
@@ -206,9 +218,6 @@ extern "C" fn kernel_main() -> ! {
     start_dom0(options, boot, bundle);
     crate::sched::run(options.sched_tslice_ms, options.test == Some(TestAction::Dom0))
 }
-
-/// The LAPIC timer period.
-const TICK_US: u64 = 10_000;
 
 /// Build dom0 from the bundle's `dom0` entry. Without one, the hypervisor
 /// has nothing to run and idles, saying why.

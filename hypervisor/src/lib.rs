@@ -14,8 +14,10 @@
 extern crate alloc;
 
 pub mod boot;
+pub mod clock;
 pub mod cmdline;
 pub mod mm;
+pub mod ring;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -25,6 +27,8 @@ pub mod bundle;
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod domain;
+#[cfg(target_os = "none")]
+pub mod event;
 #[cfg(target_os = "none")]
 pub mod fatal;
 #[cfg(target_os = "none")]

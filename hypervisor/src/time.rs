@@ -3,7 +3,8 @@
 //! with its crystal, the hypervisor timing leaf 0x4000_0010, leaf 0x16) and
 //! is otherwise measured against the PIT.
 
-use crate::arch::{cpu, pit};
+use crate::arch::{cpu, pit, rtc};
+use crate::clock;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use raw_cpuid::CpuId;
@@ -46,11 +47,78 @@ pub fn mark_boot() {
     BOOT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
 }
 
-/// Find the TSC frequency and remember it.
+static CLOCK_MUL: AtomicU64 = AtomicU64::new(0);
+static CLOCK_SHIFT: AtomicU64 = AtomicU64::new(0);
+static WALLCLOCK_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Find the TSC frequency and remember it, with the system-time scale that
+/// guests get in their time records.
 pub fn init() -> (u64, TscSource) {
     let (hz, source) = detect();
     TSC_HZ.store(hz, Ordering::Relaxed);
+    let (mul, shift) = clock::pvclock_scale(hz);
+    CLOCK_MUL.store(u64::from(mul), Ordering::Relaxed);
+    CLOCK_SHIFT.store(u64::from(shift as u8), Ordering::Relaxed);
     (hz, source)
+}
+
+fn scale() -> (u32, i8) {
+    let mul = u32::try_from(CLOCK_MUL.load(Ordering::Relaxed)).unwrap_or(0);
+    let shift = (CLOCK_SHIFT.load(Ordering::Relaxed) & 0xff) as u8 as i8;
+    (mul, shift)
+}
+
+/// System time: nanoseconds since boot, by the same formula as the guests'
+/// time records.
+pub fn now_ns() -> u64 {
+    let (mul, shift) = scale();
+    clock::pvclock_ns(
+        cpu::rdtsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed)),
+        mul,
+        shift,
+    )
+}
+
+/// The TSC value at system time `ns`.
+pub fn tsc_at(ns: u64) -> u64 {
+    let (mul, shift) = scale();
+    BOOT_TSC
+        .load(Ordering::Relaxed)
+        .saturating_add(clock::pvclock_ticks(ns, mul, shift))
+}
+
+/// The time record every vCPU gets: system time 0 at the boot TSC, so it
+/// never needs rewriting while the TSC runs at a constant rate.
+pub fn record() -> dom0_abi::VcpuTimeInfo {
+    let (mul, shift) = scale();
+    dom0_abi::VcpuTimeInfo {
+        version: 0,
+        pad0: 0,
+        tsc_timestamp: BOOT_TSC.load(Ordering::Relaxed),
+        system_time: 0,
+        tsc_to_system_mul: mul,
+        tsc_shift: shift,
+        flags: 0,
+        pad1: [0; 2],
+    }
+}
+
+/// Read the RTC and fix the wall clock of system time 0; the date read.
+pub fn init_wallclock() -> Option<rtc::RtcTime> {
+    let t = rtc::read_time()?;
+    let epoch = clock::epoch_seconds(t.year, t.month, t.day, t.hour, t.minute, t.second);
+    let boot_ns = (epoch * 1_000_000_000).saturating_sub(now_ns());
+    WALLCLOCK_NS.store(boot_ns, Ordering::Relaxed);
+    Some(t)
+}
+
+/// Wall-clock time of system time 0: `(seconds, nanoseconds)` since 1970.
+pub fn wallclock_at_boot() -> (u32, u32) {
+    let ns = WALLCLOCK_NS.load(Ordering::Relaxed);
+    (
+        u32::try_from(ns / 1_000_000_000).unwrap_or(u32::MAX),
+        (ns % 1_000_000_000) as u32,
+    )
 }
 
 fn detect() -> (u64, TscSource) {

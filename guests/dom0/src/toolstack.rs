@@ -377,8 +377,12 @@ mod tests {
         let e = start(&mut hv, &[("images/hello.elf", &image)], &hello()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "wrong guest ABI: the image was built for Oxen ABI 9.0 but this hypervisor speaks ABI 1.0 \
-             (half-built domain 1 destroyed)"
+            format!(
+                "wrong guest ABI: the image was built for Oxen ABI 9.0 but this hypervisor speaks ABI {}.{} \
+                 (half-built domain 1 destroyed)",
+                dom0_abi::ABI_VERSION_MAJOR,
+                dom0_abi::ABI_VERSION_MINOR
+            )
         );
         assert_eq!(e.domid, Some(1));
         assert_eq!(hv.created, 1);

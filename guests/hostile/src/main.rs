@@ -552,7 +552,8 @@ fn hypercalls(t: &mut Tally) {
     }
     for (attack, nr) in [
         ("hypercall 9999", 9999),
-        ("hypercall 9 (reserved)", 9),
+        ("hypercall 15 (unassigned)", 15),
+        ("hypercall 47 (unassigned)", 47),
         ("hypercall 2^64-1", u64::MAX),
     ] {
         // SAFETY: no such hypercall: the hypervisor returns ENOSYS without

@@ -4,7 +4,8 @@
 //! at a time behind a `(dN) ` prefix, with control characters replaced so a
 //! guest cannot drive the operator's terminal.
 
-use alloc::collections::VecDeque;
+use crate::ring::ByteRing;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 /// Bytes kept per domain.
@@ -13,21 +14,24 @@ pub const RING_BYTES: usize = 16 * 1024;
 const LINE_MAX: usize = 256;
 
 /// One domain's console state.
-#[derive(Debug, Default)]
 pub struct Console {
-    ring: VecDeque<u8>,
+    ring: Box<ByteRing<RING_BYTES>>,
     line: Vec<u8>,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console {
+            ring: Box::new(ByteRing::new()),
+            line: Vec::new(),
+        }
+    }
 }
 
 impl Console {
     /// Take `bytes` written by domain `id` (`raw` for dom0).
     pub fn write(&mut self, id: u16, raw: bool, bytes: &[u8]) {
-        for &b in bytes {
-            if self.ring.len() == RING_BYTES {
-                self.ring.pop_front();
-            }
-            self.ring.push_back(b);
-        }
+        self.ring.push(bytes);
         if raw {
             crate::console::write_bytes(bytes);
             return;
@@ -52,12 +56,12 @@ impl Console {
             return;
         }
         let text = core::str::from_utf8(&self.line).unwrap_or("?");
-        crate::console::write_fmt(format_args!("(d{id}) {text}\n"));
+        crate::console::write_guest_fmt(format_args!("(d{id}) {text}\n"));
         self.line.clear();
     }
 
-    /// The bytes kept, oldest first.
-    pub fn history(&self) -> impl Iterator<Item = u8> + '_ {
-        self.ring.iter().copied()
+    /// The ring, for `domctl_console_read`.
+    pub fn ring(&self) -> &ByteRing<RING_BYTES> {
+        &self.ring
     }
 }

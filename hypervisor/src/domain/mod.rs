@@ -10,6 +10,7 @@ pub mod build;
 pub mod console;
 pub mod mmu;
 pub mod p2m;
+pub mod shared;
 pub mod space;
 pub mod vcpu;
 
@@ -84,6 +85,18 @@ pub struct Domain {
     pub cpu_tsc: u64,
     /// The boot bundle mapped read-only (dom0): first page and count.
     pub module_pages: Option<(u64, u64)>,
+    /// Its event channels.
+    pub events: crate::event::EventTable,
+    /// Its shared-info page, as the hypervisor touches it.
+    pub shared: shared::Shared,
+    /// Scheduler weight.
+    pub weight: u32,
+    /// Scheduler cap, percent of a CPU (0: none).
+    pub cap: u32,
+    /// vCPUs the toolstack allows up (`xm vcpu-set`).
+    pub vcpu_limit: u32,
+    /// System time of creation, ns.
+    pub created_ns: u64,
 }
 
 /// Why a domain could not be created.
@@ -197,7 +210,19 @@ impl Domain {
             console: Console::default(),
             cpu_tsc: 0,
             module_pages: None,
+            events: crate::event::EventTable::default(),
+            shared: shared::Shared::new(shared_info),
+            weight: dom0_abi::SCHED_WEIGHT_DEFAULT,
+            cap: 0,
+            vcpu_limit: vcpus,
+            created_ns: crate::time::now_ns(),
         };
+        let record = crate::time::record();
+        let (wc_sec, wc_nsec) = crate::time::wallclock_at_boot();
+        dom.shared.write_wallclock(wc_sec, wc_nsec);
+        for v in 0..vcpu_count {
+            dom.shared.write_time(v, &record);
+        }
         for v in 0..vcpus {
             let Some(area) = alloc_zeroed() else {
                 dom.release();
@@ -396,7 +421,12 @@ impl DomainTable {
             return Err(Status::EPERM);
         }
         dom.console.flush(id);
-        if dom.foreign_refs > 0 {
+        let foreign_refs = dom.foreign_refs;
+        crate::event::close_all(self, id);
+        let Some(dom) = self.domains.get_mut(&id) else {
+            return Ok(());
+        };
+        if foreign_refs > 0 {
             dom.state = State::Dying;
             dom.paused = true;
             info!(
@@ -448,9 +478,15 @@ impl DomainTable {
         self.notify_dom0();
     }
 
-    /// Wake dom0's vCPU 0 from `sched_block` (a domain changed state, or
-    /// console input arrived).
+    /// Tell dom0 a domain changed state: `VIRQ_DOM_EXC`, and a wake-up
+    /// for a dom0 that waits in `sched_block` without having bound it.
     pub fn notify_dom0(&mut self) {
+        crate::event::raise_virq(self, 0, dom0_abi::Virq::DomExc, 0);
+        self.wake_dom0();
+    }
+
+    /// Wake dom0's vCPU 0 from `sched_block`.
+    pub fn wake_dom0(&mut self) {
         if let Some(dom0) = self.domains.get_mut(&0)
             && let Some(v) = dom0.vcpus.first_mut()
         {

@@ -7,6 +7,15 @@ use crate::arch::guest::{Regs, VECTOR_SYSRET};
 use crate::mm::frame::Mfn;
 use dom0_abi::{GUEST_RFLAGS_MASK, RFLAGS_FIXED, RFLAGS_IF, TRAP_TABLE_MAX};
 
+/// A `sched_poll` in progress.
+#[derive(Clone, Debug)]
+pub struct Poll {
+    /// The ports waited on.
+    pub ports: alloc::vec::Vec<u32>,
+    /// System time at which it gives up (0: never).
+    pub deadline_ns: u64,
+}
+
 /// One vCPU.
 pub struct Vcpu {
     /// Index within its domain.
@@ -25,6 +34,14 @@ pub struct Vcpu {
     pub blocked: bool,
     /// Something happened that a block should return for.
     pub wake_pending: bool,
+    /// The `sched_poll` it waits in, if any.
+    pub poll: Option<Poll>,
+    /// `vcpu_set_timer` deadline in system time (0: none).
+    pub timer_deadline_ns: u64,
+    /// CPU affinity (`xm vcpu-pin`), bit n = CPU n.
+    pub affinity: u64,
+    /// CPU time used, TSC ticks.
+    pub cpu_tsc: u64,
 }
 
 /// RFLAGS a guest runs with, from what it asked for.
@@ -68,6 +85,10 @@ impl Vcpu {
             online: false,
             blocked: false,
             wake_pending: false,
+            poll: None,
+            timer_deadline_ns: 0,
+            affinity: u64::MAX,
+            cpu_tsc: 0,
         }
     }
 
@@ -75,7 +96,9 @@ impl Vcpu {
     pub fn set_context(&mut self, rip: u64, rsp: u64, rdi: u64, rsi: u64) {
         let fpu = self.fpu;
         let id = self.id;
+        let affinity = self.affinity;
         *self = Vcpu::new(id, fpu);
+        self.affinity = affinity;
         self.regs.rip = rip;
         self.regs.rsp = rsp;
         self.regs.rdi = rdi;

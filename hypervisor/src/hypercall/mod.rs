@@ -8,6 +8,7 @@
 
 mod console;
 mod domctl;
+mod event;
 mod memory;
 mod sched;
 mod vcpu;
@@ -30,6 +31,8 @@ pub enum Flow {
     Resume,
     /// The domain stopped (shutdown or crash): run something else.
     Stopped,
+    /// The vCPU now waits (`sched_poll`); its result is already in `rax`.
+    Wait,
 }
 
 /// The caller of a hypercall.
@@ -103,6 +106,26 @@ pub fn dispatch(table: &mut DomainTable, dom: DomId, vcpu: usize) -> Flow {
         Hypercall::VcpuSetTrapTable => Flow::Return(vcpu::set_trap_table(&mut c, a[0], a[1])),
         Hypercall::VcpuSetCallbacks => Flow::Return(vcpu::set_callbacks(&mut c, a[0], a[1])),
         Hypercall::Iret => vcpu::iret(&mut c),
+        Hypercall::VcpuSetTimer => Flow::Return(vcpu::set_timer(&mut c, a[0])),
+        Hypercall::SchedPoll => sched::poll(&mut c, a[0], a[1], a[2]),
+        Hypercall::EvtchnAllocUnbound => Flow::Return(event::alloc_unbound(&mut c, a[0])),
+        Hypercall::EvtchnBindInterdomain => Flow::Return(event::bind_interdomain(&mut c, a[0], a[1])),
+        Hypercall::EvtchnBindVirq => Flow::Return(event::bind_virq(&mut c, a[0], a[1])),
+        Hypercall::EvtchnBindIpi => Flow::Return(event::bind_ipi(&mut c, a[0])),
+        Hypercall::EvtchnSend => Flow::Return(event::send(&mut c, a[0])),
+        Hypercall::EvtchnClose => Flow::Return(event::close(&mut c, a[0])),
+        Hypercall::EvtchnUnmask => Flow::Return(event::unmask(&mut c, a[0])),
+        Hypercall::EvtchnStatus => Flow::Return(event::status(&mut c, a[0], a[1])),
+        Hypercall::DomctlShutdown => Flow::Return(domctl::shutdown(&mut c, a[0], a[1])),
+        Hypercall::DomctlSetMaxMem => Flow::Return(domctl::set_max_mem(&mut c, a[0], a[1])),
+        Hypercall::DomctlSetVcpus => Flow::Return(domctl::set_vcpus(&mut c, a[0], a[1])),
+        Hypercall::DomctlSchedGet => Flow::Return(domctl::sched_get(&mut c, a[0], a[1])),
+        Hypercall::DomctlSchedSet => Flow::Return(domctl::sched_set(&mut c, a[0], a[1])),
+        Hypercall::DomctlConsoleRead => Flow::Return(domctl::console_read(&mut c, a[0], a[1])),
+        Hypercall::DomctlVcpuPin => Flow::Return(domctl::vcpu_pin(&mut c, a[0], a[1], a[2])),
+        Hypercall::DomctlVcpuInfo => Flow::Return(domctl::vcpu_info(&mut c, a[0], a[1], a[2])),
+        Hypercall::DomctlSetTarget => Flow::Return(domctl::set_target(&mut c, a[0], a[1])),
+        Hypercall::SysctlDmesg => Flow::Return(domctl::dmesg(a[0])),
         Hypercall::MmuBatch => Flow::Return(memory::mmu_batch(&mut c, a[0], a[1], a[2])),
         Hypercall::MemoryInfo => Flow::Return(memory::info(&mut c, a[0])),
         Hypercall::MemoryIncrease => Flow::Return(memory::increase(&mut c, a[0])),

@@ -83,3 +83,14 @@ pub fn iret(c: &mut Caller<'_>) -> Flow {
     regs.rsp = frame.rsp;
     Flow::Resume
 }
+
+/// `vcpu_set_timer(deadline_ns)`: 0 cancels; the run loop raises
+/// `VIRQ_TIMER` once system time reaches it.
+pub fn set_timer(c: &mut Caller<'_>, deadline_ns: u64) -> Result<u64, Status> {
+    let v = c.vcpu;
+    c.domain().vcpus[v].timer_deadline_ns = deadline_ns;
+    if deadline_ns != 0 {
+        crate::sched::note_deadline(deadline_ns);
+    }
+    Ok(0)
+}

@@ -1,8 +1,10 @@
-//! The run loop: pick a vCPU, load its address space and FPU state, run it
-//! until it enters the hypervisor, handle why (a hypercall, a fault, the
-//! timer), repeat. Scheduling is round-robin over runnable vCPUs with a
-//! time slice (`sched_tslice_ms=`) enforced by the LAPIC timer tick; the
-//! credit scheduler of the events work replaces the policy, not the loop.
+//! The run loop: pick a vCPU, load its address space and FPU state, deliver
+//! a pending event upcall, run it until it enters the hypervisor, handle why
+//! (a hypercall, a fault, the timer), repeat. Between guest runs the loop
+//! fires `vcpu_set_timer` deadlines as `VIRQ_TIMER`, ends `sched_poll`
+//! timeouts, and turns serial input into `VIRQ_CONSOLE` for dom0. The LAPIC
+//! timer runs one-shot, armed for the earliest of: the end of the running
+//! vCPU's slice, the next guest deadline, and a housekeeping bound.
 //!
 //! This module holds `unsafe`: it is the context switch, loading a guest's
 //! CR3 and FPU state and entering it; each block says why that is sound.
@@ -15,11 +17,29 @@ use crate::arch::idt::TIMER_VECTOR;
 use crate::arch::{apic, cpu, fpu, paging, serial};
 use crate::domain::{DOMAINS, DomainTable, State};
 use crate::hypercall::{self, Flow};
-use dom0_abi::{DomId, ShutdownReason};
+use crate::time;
+use core::sync::atomic::{AtomicU64, Ordering};
+use dom0_abi::{DomId, EVENT_VECTOR, ShutdownReason, Virq};
 use log::{error, info};
 
 /// A vCPU: its domain and index.
 type VcpuRef = (DomId, usize);
+
+/// The longest the loop goes without looking at timers and serial input.
+const HOUSEKEEPING_NS: u64 = 10_000_000;
+/// How often serial input is looked for.
+const INPUT_POLL_NS: u64 = 5_000_000;
+
+/// Earliest guest deadline (timer or poll timeout) not yet handled.
+static EARLIEST: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// A guest deadline was set: make sure the loop looks at it in time.
+pub fn note_deadline(ns: u64) {
+    EARLIEST.fetch_min(ns, Ordering::Relaxed);
+}
+
+/// A domain's scheduler parameters changed.
+pub fn params_changed(_dom: DomId, _weight: u32, _cap: u32) {}
 
 /// What the loop remembers between iterations.
 struct RunState {
@@ -27,48 +47,112 @@ struct RunState {
     current: Option<VcpuRef>,
     /// Give the CPU to the next runnable vCPU instead of `current`.
     rotate: bool,
-    /// TSC when `current` got the CPU.
+    /// System time when `current` got the CPU.
     slice_start: u64,
-    /// Slice length in TSC ticks.
-    slice_tsc: u64,
+    /// Slice length, ns.
+    slice_ns: u64,
     /// Whose registers the FPU holds: vCPU and its save area.
     fpu_owner: Option<(VcpuRef, u64)>,
     /// What to do when dom0 stops.
     test_dom0: bool,
+    /// The system time the LAPIC timer is armed for (0: not armed).
+    armed_ns: u64,
+    /// Next time to look for serial input.
+    next_input_ns: u64,
 }
 
 /// Run guests forever. Interrupts are off except while idle.
 pub fn run(slice_ms: u32, test_dom0: bool) -> ! {
-    let tsc_hz = crate::time::tsc_hz().unwrap_or(1_000_000_000);
     let mut st = RunState {
         current: None,
         rotate: false,
         slice_start: 0,
-        slice_tsc: tsc_hz / 1000 * u64::from(slice_ms.max(1)),
+        slice_ns: u64::from(slice_ms.max(1)) * 1_000_000,
         fpu_owner: None,
         test_dom0,
+        armed_ns: 0,
+        next_input_ns: 0,
     };
-    info!("scheduler: round-robin, {slice_ms} ms slices");
+    info!("scheduler: round-robin, {slice_ms} ms slices, one-shot timer");
     loop {
+        let now = time::now_ns();
         let next = {
             let mut table = DOMAINS.lock();
-            if serial::input_ready() {
-                table.notify_dom0();
-            }
+            housekeeping(&mut table, &mut st, now);
             pick(&table, &st)
         };
         let Some(next) = next else {
             st.current = None;
+            arm(&mut st, now, now + HOUSEKEEPING_NS);
             cpu::idle();
             x86_64::instructions::interrupts::disable();
+            st.armed_ns = 0;
             continue;
         };
         if st.current != Some(next) {
             st.current = Some(next);
-            st.slice_start = cpu::rdtsc();
+            st.slice_start = now;
         }
         st.rotate = false;
+        let until = (st.slice_start + st.slice_ns).min(now + HOUSEKEEPING_NS);
+        arm(&mut st, now, until);
         run_once(&mut st, next);
+    }
+}
+
+/// Arm the one-shot timer for `until` or the earliest guest deadline.
+fn arm(st: &mut RunState, now: u64, until: u64) {
+    let target = until.min(EARLIEST.load(Ordering::Relaxed)).max(now + 1);
+    if st.armed_ns != 0 && st.armed_ns <= target && st.armed_ns > now {
+        return;
+    }
+    if let Some(apic) = apic::local() {
+        apic.arm(target - now, time::tsc_at(target));
+        st.armed_ns = target;
+    }
+}
+
+/// Fire due timers, end timed-out polls, pass serial input to dom0.
+fn housekeeping(table: &mut DomainTable, st: &mut RunState, now: u64) {
+    if now >= st.next_input_ns {
+        st.next_input_ns = now + INPUT_POLL_NS;
+        if serial::input_ready() {
+            crate::event::raise_virq(table, 0, Virq::Console, 0);
+            table.wake_dom0();
+        }
+    }
+    if now < EARLIEST.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut earliest = u64::MAX;
+    let mut fired: alloc::vec::Vec<VcpuRef> = alloc::vec::Vec::new();
+    for id in table.ids() {
+        let Some(dom) = table.get_mut(id) else { continue };
+        for (v, vcpu) in dom.vcpus.iter_mut().enumerate() {
+            if vcpu.timer_deadline_ns != 0 {
+                if vcpu.timer_deadline_ns <= now {
+                    vcpu.timer_deadline_ns = 0;
+                    fired.push((id, v));
+                } else {
+                    earliest = earliest.min(vcpu.timer_deadline_ns);
+                }
+            }
+            if let Some(poll) = &vcpu.poll
+                && poll.deadline_ns != 0
+            {
+                if poll.deadline_ns <= now {
+                    vcpu.poll = None;
+                    vcpu.blocked = false;
+                    vcpu.regs.rax = 0;
+                } else {
+                    earliest = earliest.min(poll.deadline_ns);
+                }
+            }
+        }
+    }
+    EARLIEST.store(earliest, Ordering::Relaxed);
+    for (id, v) in fired {
+        crate::event::raise_virq(table, id, Virq::Timer, v);
     }
 }
 
@@ -76,9 +160,9 @@ pub fn run(slice_ms: u32, test_dom0: bool) -> ! {
 /// else the next runnable one after it in (domain, vCPU) order.
 fn pick(table: &DomainTable, st: &RunState) -> Option<VcpuRef> {
     let runnable = |(id, v): VcpuRef| {
-        table
-            .get(id)
-            .is_some_and(|d| d.runnable() && d.vcpus.get(v).is_some_and(|vc| vc.runnable()))
+        table.get(id).is_some_and(|d| {
+            d.runnable() && (v as u32) < d.vcpu_limit && d.vcpus.get(v).is_some_and(|vc| vc.runnable())
+        })
     };
     if let Some(cur) = st.current
         && !st.rotate
@@ -105,13 +189,11 @@ fn pick(table: &DomainTable, st: &RunState) -> Option<VcpuRef> {
 
 /// Switch to `(id, v)`, run it once, and handle its exit.
 fn run_once(st: &mut RunState, (id, v): VcpuRef) {
-    let (regs, root, area) = {
+    let (regs, root) = {
         let mut table = DOMAINS.lock();
         let Some(dom) = table.get_mut(id) else { return };
         let root = dom.space.root();
-        let vcpu = &mut dom.vcpus[v];
-        let area = crate::mm::layout::phys_to_virt(vcpu.fpu.addr());
-        let regs: *mut Regs = &mut vcpu.regs;
+        let area = dom.vcpus[v].fpu.addr();
         // FPU state moves only when another vCPU had the FPU.
         if st.fpu_owner.map(|(who, _)| who) != Some((id, v)) {
             if let Some(((oid, ov), oarea)) = st.fpu_owner
@@ -123,16 +205,25 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef) {
                 unsafe { fpu::save(crate::mm::layout::phys_to_virt(oarea) as *mut u8) };
             }
             // SAFETY: `area` is this vCPU's FPU frame, initialised at creation.
-            unsafe { fpu::restore(area as *const u8) };
-            st.fpu_owner = Some(((id, v), table.get(id).map_or(0, |d| d.vcpus[v].fpu.addr())));
+            unsafe { fpu::restore(crate::mm::layout::phys_to_virt(area) as *const u8) };
+            st.fpu_owner = Some(((id, v), area));
         }
-        (regs, root, area)
+        if cpu::cr3() != root {
+            // SAFETY: every guest space maps the whole hypervisor half, shared.
+            unsafe { paging::load_root(root) };
+        }
+        deliver_upcall(&mut table, id, v);
+        let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
+            return;
+        };
+        if !vcpu.runnable() {
+            // Delivering the upcall crashed the domain.
+            return;
+        }
+        let regs: *mut Regs = &mut vcpu.regs;
+        (regs, root)
     };
-    let _ = area;
-    if cpu::cr3() != root {
-        // SAFETY: every guest space maps the whole hypervisor half, shared.
-        unsafe { paging::load_root(root) };
-    }
+    let _ = root;
     // SAFETY: `regs` lives in a boxed vCPU that is not freed while it runs
     // (only this loop destroys domains, and never the one it is running).
     let regs = unsafe { &mut *regs };
@@ -154,17 +245,31 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef) {
     );
 }
 
+/// Enter the event callback if an upcall is pending and not masked.
+fn deliver_upcall(table: &mut DomainTable, id: DomId, v: usize) {
+    let Some(dom) = table.get_mut(id) else { return };
+    let callback = dom.vcpus[v].event_callback;
+    if callback == 0 || !dom.shared.upcall_pending(v) || dom.shared.upcall_masked(v) {
+        return;
+    }
+    dom.shared.mask_upcall(v);
+    trap::push_frame(table, id, v, EVENT_VECTOR, 0, 0, callback);
+}
+
 fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64, cr2: u64, ran_tsc: u64) {
     let mut table = DOMAINS.lock();
     if let Some(dom) = table.get_mut(id) {
         dom.cpu_tsc = dom.cpu_tsc.wrapping_add(ran_tsc);
+        if let Some(vcpu) = dom.vcpus.get_mut(v) {
+            vcpu.cpu_tsc = vcpu.cpu_tsc.wrapping_add(ran_tsc);
+        }
     }
     match vector {
         VECTOR_SYSCALL => {
             let flow = hypercall::dispatch(&mut table, id, v);
-            let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
-                return;
-            };
+            let Some(dom) = table.get_mut(id) else { return };
+            let upcall = dom.shared.upcall_pending(v);
+            let Some(vcpu) = dom.vcpus.get_mut(v) else { return };
             match flow {
                 Flow::Return(result) => {
                     vcpu.regs.rax = hypercall::encode(result);
@@ -178,12 +283,16 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
                 Flow::Block => {
                     vcpu.regs.rax = 0;
                     vcpu.prefer_sysret();
-                    if vcpu.wake_pending {
+                    if vcpu.wake_pending || upcall {
                         vcpu.wake_pending = false;
                     } else {
                         vcpu.blocked = true;
                         st.rotate = true;
                     }
+                }
+                Flow::Wait => {
+                    vcpu.prefer_sysret();
+                    st.rotate = true;
                 }
                 Flow::Resume => vcpu.regs.vector = 0,
                 Flow::Stopped => st.rotate = true,
@@ -192,7 +301,8 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
         v32 if v32 == u64::from(TIMER_VECTOR) => {
             apic::eoi();
             crate::irq::tick();
-            if cpu::rdtsc().wrapping_sub(st.slice_start) >= st.slice_tsc {
+            st.armed_ns = 0;
+            if time::now_ns() >= st.slice_start + st.slice_ns {
                 st.rotate = true;
             }
         }

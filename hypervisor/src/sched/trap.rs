@@ -7,7 +7,7 @@
 use crate::arch::idt::vector_name;
 use crate::arch::uaccess;
 use crate::domain::DomainTable;
-use dom0_abi::{DomId, GUEST_VA_LIMIT, IretFrame, RED_ZONE, TrapFrame};
+use dom0_abi::{DomId, EVENT_VECTOR, GUEST_VA_LIMIT, IretFrame, RED_ZONE, TrapFrame};
 use zerocopy::IntoBytes;
 
 /// Deliver exception `vector` of vCPU `v` of domain `id`, or crash it.
@@ -38,38 +38,77 @@ pub fn guest_exception(table: &mut DomainTable, id: DomId, v: usize, vector: u64
         table.crash(id, format_args!("{why}"));
         return;
     }
+    if !push_frame(
+        table,
+        id,
+        v,
+        vector,
+        error_code,
+        if vector == 14 { cr2 } else { 0 },
+        handler,
+    ) {
+        let why = detail(&alloc::format!(
+            "cannot deliver it: the guest stack at {rsp:#x} cannot take the frame"
+        ));
+        table.crash(id, format_args!("{why}"));
+    }
+}
+
+/// Write a `TrapFrame` for `vector` below vCPU `v`'s stack and point it at
+/// `handler`; `false` (and nothing changed) if the stack cannot take it.
+/// The guest's address space must be the loaded one.
+pub fn push_frame(
+    table: &mut DomainTable,
+    id: DomId,
+    v: usize,
+    vector: u64,
+    error_code: u64,
+    fault_addr: u64,
+    handler: u64,
+) -> bool {
+    let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
+        return false;
+    };
+    let regs = &mut vcpu.regs;
     let frame = TrapFrame {
         iret: IretFrame {
             rax: regs.rax,
             rcx: regs.rcx,
             r11: regs.r11,
-            rip,
+            rip: regs.rip,
             rflags: regs.rflags,
-            rsp,
+            rsp: regs.rsp,
         },
         vector,
         error_code,
-        fault_addr: if vector == 14 { cr2 } else { 0 },
+        fault_addr,
         reserved: 0,
     };
     let size = core::mem::size_of::<TrapFrame>() as u64;
-    let target = rsp
+    let target = regs
+        .rsp
         .checked_sub(RED_ZONE)
         .map(|top| top & !15)
         .and_then(|top| top.checked_sub(size))
         .filter(|base| *base + size <= GUEST_VA_LIMIT);
-    let delivered = target.is_some_and(|base| uaccess::copy_to_guest(base, frame.as_bytes()).is_ok());
     match target {
-        Some(base) if delivered => {
+        Some(base) if uaccess::copy_to_guest(base, frame.as_bytes()).is_ok() => {
             regs.rsp = base;
             regs.rip = handler;
             regs.vector = 0;
+            true
         }
         _ => {
-            let why = detail(&alloc::format!(
-                "cannot deliver it: the guest stack at {rsp:#x} cannot take the frame"
-            ));
-            table.crash(id, format_args!("{why}"));
+            if vector == EVENT_VECTOR {
+                let rsp = regs.rsp;
+                table.crash(
+                    id,
+                    format_args!(
+                        "cannot deliver an event upcall: the guest stack at {rsp:#x} cannot take the frame"
+                    ),
+                );
+            }
+            false
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use super::idt::SPURIOUS_VECTOR;
 use super::port::outb;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use x86_64::registers::model_specific::Msr;
 
 /// IA32_APIC_BASE (Intel SDM Vol.3A 11.4.4).
@@ -30,10 +31,18 @@ const REG_TIMER_CURRENT: u32 = 0x390;
 const REG_TIMER_DIVIDE: u32 = 0x3e0;
 const SVR_ENABLE: u32 = 1 << 8;
 const LVT_MASKED: u32 = 1 << 16;
-/// LVT timer mode bits 17-18: periodic (Intel SDM Vol.3A 11.5.4).
-const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 /// Divide configuration 0b0011: divide by 16.
 const TIMER_DIVIDE_16: u32 = 0b0011;
+
+/// LVT timer mode bits 17-18 = 10b: TSC-deadline.
+const LVT_TIMER_TSC_DEADLINE: u32 = 0b10 << 17;
+/// IA32_TSC_DEADLINE (Intel SDM Vol.3A 11.5.4.1).
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
+const MODE_NONE: u8 = 0;
+const MODE_ONESHOT: u8 = 1;
+const MODE_TSC_DEADLINE: u8 = 2;
+static TIMER_MODE: AtomicU8 = AtomicU8::new(MODE_NONE);
+static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
 
 static APIC: spin::Once<LocalApic> = spin::Once::new();
 
@@ -118,11 +127,17 @@ impl LocalApic {
         ))
     }
 
-    /// Measure the timer's rate against the TSC and start it periodically
-    /// every `period_us` microseconds on `vector`. Returns timer ticks per
-    /// millisecond.
-    pub fn start_periodic_timer(&self, vector: u8, period_us: u64, tsc_hz: u64) -> u64 {
+    /// Measure the timer's rate against the TSC (divide by 16) and set it
+    /// up for one-shot use on `vector`: TSC-deadline mode where CPUID has it
+    /// (Intel SDM Vol.3A 11.5.4.1), a counted one-shot otherwise. Returns
+    /// timer ticks per millisecond (0 in TSC-deadline mode).
+    pub fn init_timer(&self, vector: u8, tsc_hz: u64, tsc_deadline: bool) -> u64 {
         self.write(REG_TIMER_DIVIDE, TIMER_DIVIDE_16);
+        if tsc_deadline {
+            self.write(REG_LVT_TIMER, u32::from(vector) | LVT_TIMER_TSC_DEADLINE);
+            TIMER_MODE.store(MODE_TSC_DEADLINE, Ordering::Relaxed);
+            return 0;
+        }
         self.write(REG_LVT_TIMER, LVT_MASKED);
         self.write(REG_TIMER_INITIAL, u32::MAX);
         let wait = tsc_hz / 100; // 10 ms
@@ -132,12 +147,29 @@ impl LocalApic {
         }
         let elapsed = u64::from(u32::MAX - self.read(REG_TIMER_CURRENT));
         let per_ms = (elapsed / 10).max(1);
-        let count = u32::try_from(per_ms * period_us / 1000)
-            .unwrap_or(u32::MAX)
-            .max(1);
-        self.write(REG_LVT_TIMER, u32::from(vector) | LVT_TIMER_PERIODIC);
-        self.write(REG_TIMER_INITIAL, count);
+        self.write(REG_TIMER_INITIAL, 0);
+        self.write(REG_LVT_TIMER, u32::from(vector));
+        TICKS_PER_MS.store(per_ms, Ordering::Relaxed);
+        TIMER_MODE.store(MODE_ONESHOT, Ordering::Relaxed);
         per_ms
+    }
+
+    /// Fire the timer once, `delay_ns` from now (`tsc_deadline` is the same
+    /// moment as a TSC value, used in TSC-deadline mode).
+    pub fn arm(&self, delay_ns: u64, tsc_deadline: u64) {
+        match TIMER_MODE.load(Ordering::Relaxed) {
+            MODE_TSC_DEADLINE => {
+                // SAFETY: IA32_TSC_DEADLINE exists in TSC-deadline mode; the
+                // write only schedules the timer interrupt.
+                unsafe { Msr::new(IA32_TSC_DEADLINE).write(tsc_deadline.max(1)) };
+            }
+            MODE_ONESHOT => {
+                let per_ms = TICKS_PER_MS.load(Ordering::Relaxed);
+                let ticks = u128::from(delay_ns) * u128::from(per_ms) / 1_000_000;
+                self.write(REG_TIMER_INITIAL, u32::try_from(ticks.max(1)).unwrap_or(u32::MAX));
+            }
+            _ => {}
+        }
     }
 
     fn read(&self, reg: u32) -> u32 {

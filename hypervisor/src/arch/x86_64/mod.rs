@@ -15,6 +15,7 @@ pub mod phys;
 pub mod pit;
 pub mod port;
 pub mod qemu;
+pub mod rtc;
 pub mod selftest;
 pub mod serial;
 pub mod syscall;

@@ -64,3 +64,32 @@ pub unsafe fn frame_bytes_mut(pa: u64) -> &'static mut [u8] {
     // SAFETY: upheld by the caller.
     unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, 4096) }
 }
+
+/// The 64-bit word at physical `pa` as an atomic (memory shared with a
+/// guest, which may change it at any time).
+///
+/// # Safety
+/// `pa` must be 8-byte aligned inside the direct map, in a frame that stays
+/// allocated while the reference is used.
+pub unsafe fn atomic_u64(pa: u64) -> &'static core::sync::atomic::AtomicU64 {
+    // SAFETY: upheld by the caller; atomics tolerate concurrent guest writes.
+    unsafe { &*(phys_to_virt(pa) as *const core::sync::atomic::AtomicU64) }
+}
+
+/// The 32-bit word at physical `pa` as an atomic.
+///
+/// # Safety
+/// As for `atomic_u64`, 4-byte aligned.
+pub unsafe fn atomic_u32(pa: u64) -> &'static core::sync::atomic::AtomicU32 {
+    // SAFETY: upheld by the caller.
+    unsafe { &*(phys_to_virt(pa) as *const core::sync::atomic::AtomicU32) }
+}
+
+/// The byte at physical `pa` as an atomic.
+///
+/// # Safety
+/// As for `atomic_u64`.
+pub unsafe fn atomic_u8(pa: u64) -> &'static core::sync::atomic::AtomicU8 {
+    // SAFETY: upheld by the caller.
+    unsafe { &*(phys_to_virt(pa) as *const core::sync::atomic::AtomicU8) }
+}
