@@ -4,242 +4,156 @@
 
 use crate::Status;
 
-/// Every hypercall, by the number a guest puts in `rax`.
-///
-/// Numbers are grouped by family and never reused; a removed call leaves a
-/// comment with its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u64)]
-pub enum Hypercall {
+/// Defines [`Hypercall`] and its tables from one list, so that the
+/// number, the name, the privilege and the decoding can never disagree.
+macro_rules! hypercalls {
+    ($($(#[$doc:meta])* $variant:ident = $nr:literal, $name:literal, $who:ident;)*) => {
+        /// Every hypercall, by the number a guest puts in `rax`.
+        ///
+        /// Numbers are grouped by family and never reused; a removed call
+        /// leaves a comment with its number.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u64)]
+        pub enum Hypercall {
+            $($(#[$doc])* $variant = $nr,)*
+        }
+
+        impl Hypercall {
+            /// Every hypercall, in numeric order.
+            pub const ALL: [Hypercall; [$($nr),*].len()] = [$(Hypercall::$variant),*];
+
+            /// The name used in traces and docs.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Hypercall::$variant => $name,)*
+                }
+            }
+
+            /// Whether only a privileged domain (dom0) may make this call.
+            pub const fn privileged(self) -> bool {
+                match self {
+                    $(Hypercall::$variant => hypercalls!(@privileged $who),)*
+                }
+            }
+        }
+
+        impl TryFrom<u64> for Hypercall {
+            type Error = Status;
+
+            /// Decode a number (a jump table, not a search).
+            fn try_from(nr: u64) -> Result<Self, Status> {
+                match nr {
+                    $($nr => Ok(Hypercall::$variant),)*
+                    _ => Err(Status::ENOSYS),
+                }
+            }
+        }
+    };
+    (@privileged privileged) => { true };
+    (@privileged any) => { false };
+}
+
+hypercalls! {
     /// `version()` → `major << 16 | minor`.
-    Version = 0,
+    Version = 0, "version", any;
     /// `console_write(buf, len)` → bytes written; `len` at most [`CONSOLE_IO_MAX`].
-    ConsoleWrite = 1,
+    ConsoleWrite = 1, "console_write", any;
     /// `console_read(buf, len)` → bytes read from the serial input (dom0 only; 0 if none).
-    ConsoleRead = 2,
+    ConsoleRead = 2, "console_read", privileged;
     /// `sched_yield()` → 0: let another vCPU run.
-    SchedYield = 3,
+    SchedYield = 3, "sched_yield", any;
     /// `sched_block()` → 0 once a wake-up is pending (console input or a domain
     /// state change for dom0; event channels later).
-    SchedBlock = 4,
+    SchedBlock = 4, "sched_block", any;
     /// `sched_shutdown(reason)`: stop this domain with a [`ShutdownReason`]; no return.
-    SchedShutdown = 5,
+    SchedShutdown = 5, "sched_shutdown", any;
     /// `vcpu_set_trap_table(table, count)`: register [`TrapEntry`]s; `count == 0` clears.
-    VcpuSetTrapTable = 6,
+    VcpuSetTrapTable = 6, "vcpu_set_trap_table", any;
     /// `vcpu_set_callbacks(event_handler, flags)`: the event upcall entry (flags must be 0).
-    VcpuSetCallbacks = 7,
+    VcpuSetCallbacks = 7, "vcpu_set_callbacks", any;
     /// `iret()`: resume the context in the [`IretFrame`] at the guest's `rsp`.
-    Iret = 8,
+    Iret = 8, "iret", any;
     /// `vcpu_set_timer(deadline_ns)`: raise `VIRQ_TIMER` on this vCPU once
     /// system time reaches `deadline_ns` (0 cancels; a past deadline fires
     /// at once). Since 1.1.
-    VcpuSetTimer = 9,
+    VcpuSetTimer = 9, "vcpu_set_timer", any;
     /// `mmu_batch(ops, count, domid)` → `count`: apply [`MmuOp`]s to the
     /// address space of `domid` (`DOMID_SELF`, or a domain dom0 builds).
-    MmuBatch = 10,
+    MmuBatch = 10, "mmu_batch", any;
     /// `memory_info(out)`: write this domain's [`MemoryInfo`].
-    MemoryInfo = 11,
+    MemoryInfo = 11, "memory_info", any;
     /// `memory_increase(count)` → first new guest frame: grow within `max_pages`.
-    MemoryIncrease = 12,
+    MemoryIncrease = 12, "memory_increase", any;
     /// `memory_decrease(count)` → new `tot_pages`: give back the top `count` frames.
-    MemoryDecrease = 13,
+    MemoryDecrease = 13, "memory_decrease", any;
     /// `sched_poll(ports, count, timeout_ns)` → 1 if one of the `u32` ports
     /// at `ports` is pending, 0 on timeout (0: none). Since 1.1.
-    SchedPoll = 14,
+    SchedPoll = 14, "sched_poll", any;
     /// `evtchn_alloc_unbound(remote_dom)` → a new local port that `remote_dom`
     /// may bind to (`DOMID_SELF` for a loopback). Since 1.1.
-    EvtchnAllocUnbound = 16,
+    EvtchnAllocUnbound = 16, "evtchn_alloc_unbound", any;
     /// `evtchn_bind_interdomain(remote_dom, remote_port)` → local port
     /// connected to a port `remote_dom` allocated for us. Since 1.1.
-    EvtchnBindInterdomain = 17,
+    EvtchnBindInterdomain = 17, "evtchn_bind_interdomain", any;
     /// `evtchn_bind_virq(virq, vcpu)` → port raised for that [`Virq`]. Since 1.1.
-    EvtchnBindVirq = 18,
+    EvtchnBindVirq = 18, "evtchn_bind_virq", any;
     /// `evtchn_bind_ipi(vcpu)` → port that signals one of our own vCPUs. Since 1.1.
-    EvtchnBindIpi = 19,
+    EvtchnBindIpi = 19, "evtchn_bind_ipi", any;
     /// `evtchn_send(port)`: notify the other end (`ENOTCONN` once it has
     /// closed). Since 1.1.
-    EvtchnSend = 20,
+    EvtchnSend = 20, "evtchn_send", any;
     /// `evtchn_close(port)`: the other end of an interdomain channel becomes
     /// unbound and is notified. Since 1.1.
-    EvtchnClose = 21,
+    EvtchnClose = 21, "evtchn_close", any;
     /// `evtchn_unmask(port)`: clear its mask bit, delivering it if pending. Since 1.1.
-    EvtchnUnmask = 22,
+    EvtchnUnmask = 22, "evtchn_unmask", any;
     /// `evtchn_status(port, out)`: write an [`EvtchnStatus`]. Since 1.1.
-    EvtchnStatus = 23,
+    EvtchnStatus = 23, "evtchn_status", any;
     /// `domctl_create(config)` → new domain ID (dom0 only): an empty, paused
     /// domain with the [`DomainConfig`]'s memory.
-    DomctlCreate = 32,
+    DomctlCreate = 32, "domctl_create", privileged;
     /// `domctl_destroy(domid)`: tear a domain down and return all its memory.
-    DomctlDestroy = 33,
+    DomctlDestroy = 33, "domctl_destroy", privileged;
     /// `domctl_pause(domid)`.
-    DomctlPause = 34,
+    DomctlPause = 34, "domctl_pause", privileged;
     /// `domctl_unpause(domid)`: let a built domain run.
-    DomctlUnpause = 35,
+    DomctlUnpause = 35, "domctl_unpause", privileged;
     /// `domctl_getinfo(domid, out)` → the domain ID described: the first
     /// domain with ID `>= domid`, as a [`DomainInfo`]; `ESRCH` past the last.
-    DomctlGetInfo = 36,
+    DomctlGetInfo = 36, "domctl_getinfo", privileged;
     /// `domctl_set_vcpu_context(domid, ctx)`: the initial [`VcpuContext`].
-    DomctlSetVcpuContext = 37,
+    DomctlSetVcpuContext = 37, "domctl_set_vcpu_context", privileged;
     /// `domctl_shutdown(domid, reason)`: ask a domain to shut down with a
     /// [`ShutdownReason`] (sets `SharedInfo::shutdown_request`, raises
     /// `VIRQ_CONTROL`; the guest decides). Since 1.1.
-    DomctlShutdown = 38,
+    DomctlShutdown = 38, "domctl_shutdown", privileged;
     /// `domctl_set_max_mem(domid, max_pages)`: change `max_pages` (not below
     /// `tot_pages`). Since 1.1.
-    DomctlSetMaxMem = 39,
+    DomctlSetMaxMem = 39, "domctl_set_max_mem", privileged;
     /// `domctl_set_vcpus(domid, online)`: bring vCPUs `0..online` up and the
     /// rest down (within the domain's vCPU count). Since 1.1.
-    DomctlSetVcpus = 40,
+    DomctlSetVcpus = 40, "domctl_set_vcpus", privileged;
     /// `domctl_sched_get(domid, out)`: its [`SchedParams`]. Since 1.1.
-    DomctlSchedGet = 41,
+    DomctlSchedGet = 41, "domctl_sched_get", privileged;
     /// `domctl_sched_set(domid, params)`: set its [`SchedParams`]. Since 1.1.
-    DomctlSchedSet = 42,
+    DomctlSchedSet = 42, "domctl_sched_set", privileged;
     /// `domctl_console_read(domid, io)` → bytes copied: read a domain's
     /// console ring through a [`ConsoleRead`]. Since 1.1.
-    DomctlConsoleRead = 43,
+    DomctlConsoleRead = 43, "domctl_console_read", privileged;
     /// `domctl_vcpu_pin(domid, vcpu, cpumask)`: set a vCPU's CPU affinity
     /// (bit n = physical CPU n; kept, and honoured once SMP lands). Since 1.1.
-    DomctlVcpuPin = 44,
+    DomctlVcpuPin = 44, "domctl_vcpu_pin", privileged;
     /// `domctl_vcpu_info(domid, vcpu, out)`: a [`VcpuRecord`]. Since 1.1.
-    DomctlVcpuInfo = 45,
+    DomctlVcpuInfo = 45, "domctl_vcpu_info", privileged;
     /// `domctl_set_target(domid, pages)`: the memory the domain should
     /// balloon to (sets `SharedInfo::mem_target_pages`, raises
     /// `VIRQ_CONTROL`; within `max_pages`). Since 1.1.
-    DomctlSetTarget = 46,
+    DomctlSetTarget = 46, "domctl_set_target", privileged;
     /// `sysctl_physinfo(out)`: the machine's [`Physinfo`] (dom0 only).
-    SysctlPhysinfo = 64,
+    SysctlPhysinfo = 64, "sysctl_physinfo", privileged;
     /// `sysctl_dmesg(io)` → bytes copied: read the hypervisor's log ring
     /// through a [`ConsoleRead`]. Since 1.1.
-    SysctlDmesg = 65,
-}
-
-impl Hypercall {
-    /// Every hypercall, in numeric order.
-    pub const ALL: [Hypercall; 40] = [
-        Hypercall::Version,
-        Hypercall::ConsoleWrite,
-        Hypercall::ConsoleRead,
-        Hypercall::SchedYield,
-        Hypercall::SchedBlock,
-        Hypercall::SchedShutdown,
-        Hypercall::VcpuSetTrapTable,
-        Hypercall::VcpuSetCallbacks,
-        Hypercall::Iret,
-        Hypercall::VcpuSetTimer,
-        Hypercall::MmuBatch,
-        Hypercall::MemoryInfo,
-        Hypercall::MemoryIncrease,
-        Hypercall::MemoryDecrease,
-        Hypercall::SchedPoll,
-        Hypercall::EvtchnAllocUnbound,
-        Hypercall::EvtchnBindInterdomain,
-        Hypercall::EvtchnBindVirq,
-        Hypercall::EvtchnBindIpi,
-        Hypercall::EvtchnSend,
-        Hypercall::EvtchnClose,
-        Hypercall::EvtchnUnmask,
-        Hypercall::EvtchnStatus,
-        Hypercall::DomctlCreate,
-        Hypercall::DomctlDestroy,
-        Hypercall::DomctlPause,
-        Hypercall::DomctlUnpause,
-        Hypercall::DomctlGetInfo,
-        Hypercall::DomctlSetVcpuContext,
-        Hypercall::DomctlShutdown,
-        Hypercall::DomctlSetMaxMem,
-        Hypercall::DomctlSetVcpus,
-        Hypercall::DomctlSchedGet,
-        Hypercall::DomctlSchedSet,
-        Hypercall::DomctlConsoleRead,
-        Hypercall::DomctlVcpuPin,
-        Hypercall::DomctlVcpuInfo,
-        Hypercall::DomctlSetTarget,
-        Hypercall::SysctlPhysinfo,
-        Hypercall::SysctlDmesg,
-    ];
-
-    /// The name used in traces and docs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Hypercall::Version => "version",
-            Hypercall::ConsoleWrite => "console_write",
-            Hypercall::ConsoleRead => "console_read",
-            Hypercall::SchedYield => "sched_yield",
-            Hypercall::SchedBlock => "sched_block",
-            Hypercall::SchedShutdown => "sched_shutdown",
-            Hypercall::VcpuSetTrapTable => "vcpu_set_trap_table",
-            Hypercall::VcpuSetCallbacks => "vcpu_set_callbacks",
-            Hypercall::Iret => "iret",
-            Hypercall::VcpuSetTimer => "vcpu_set_timer",
-            Hypercall::SchedPoll => "sched_poll",
-            Hypercall::EvtchnAllocUnbound => "evtchn_alloc_unbound",
-            Hypercall::EvtchnBindInterdomain => "evtchn_bind_interdomain",
-            Hypercall::EvtchnBindVirq => "evtchn_bind_virq",
-            Hypercall::EvtchnBindIpi => "evtchn_bind_ipi",
-            Hypercall::EvtchnSend => "evtchn_send",
-            Hypercall::EvtchnClose => "evtchn_close",
-            Hypercall::EvtchnUnmask => "evtchn_unmask",
-            Hypercall::EvtchnStatus => "evtchn_status",
-            Hypercall::DomctlShutdown => "domctl_shutdown",
-            Hypercall::DomctlSetMaxMem => "domctl_set_max_mem",
-            Hypercall::DomctlSetVcpus => "domctl_set_vcpus",
-            Hypercall::DomctlSchedGet => "domctl_sched_get",
-            Hypercall::DomctlSchedSet => "domctl_sched_set",
-            Hypercall::DomctlConsoleRead => "domctl_console_read",
-            Hypercall::DomctlVcpuPin => "domctl_vcpu_pin",
-            Hypercall::DomctlVcpuInfo => "domctl_vcpu_info",
-            Hypercall::DomctlSetTarget => "domctl_set_target",
-            Hypercall::SysctlDmesg => "sysctl_dmesg",
-            Hypercall::MmuBatch => "mmu_batch",
-            Hypercall::MemoryInfo => "memory_info",
-            Hypercall::MemoryIncrease => "memory_increase",
-            Hypercall::MemoryDecrease => "memory_decrease",
-            Hypercall::DomctlCreate => "domctl_create",
-            Hypercall::DomctlDestroy => "domctl_destroy",
-            Hypercall::DomctlPause => "domctl_pause",
-            Hypercall::DomctlUnpause => "domctl_unpause",
-            Hypercall::DomctlGetInfo => "domctl_getinfo",
-            Hypercall::DomctlSetVcpuContext => "domctl_set_vcpu_context",
-            Hypercall::SysctlPhysinfo => "sysctl_physinfo",
-        }
-    }
-
-    /// Whether only a privileged domain (dom0) may make this call.
-    pub const fn privileged(self) -> bool {
-        matches!(
-            self,
-            Hypercall::ConsoleRead
-                | Hypercall::DomctlCreate
-                | Hypercall::DomctlDestroy
-                | Hypercall::DomctlPause
-                | Hypercall::DomctlUnpause
-                | Hypercall::DomctlGetInfo
-                | Hypercall::DomctlSetVcpuContext
-                | Hypercall::DomctlShutdown
-                | Hypercall::DomctlSetMaxMem
-                | Hypercall::DomctlSetVcpus
-                | Hypercall::DomctlSchedGet
-                | Hypercall::DomctlSchedSet
-                | Hypercall::DomctlConsoleRead
-                | Hypercall::DomctlVcpuPin
-                | Hypercall::DomctlVcpuInfo
-                | Hypercall::DomctlSetTarget
-                | Hypercall::SysctlPhysinfo
-                | Hypercall::SysctlDmesg
-        )
-    }
-}
-
-impl TryFrom<u64> for Hypercall {
-    type Error = Status;
-
-    fn try_from(nr: u64) -> Result<Self, Status> {
-        Hypercall::ALL
-            .iter()
-            .copied()
-            .find(|h| *h as u64 == nr)
-            .ok_or(Status::ENOSYS)
-    }
+    SysctlDmesg = 65, "sysctl_dmesg", privileged;
 }
 
 /// Most bytes one `console_write` or `console_read` moves.

@@ -51,6 +51,8 @@ pub struct Options {
     pub smp: Option<u32>,
     /// Whether to use ACPI tables (`acpi=`); default on.
     pub acpi: bool,
+    /// Count calls and TSC ticks per hypercall (`hcstats=`); default off.
+    pub hcstats: bool,
     /// What a test build does once booted (`oxen_test=`).
     pub test: Option<TestAction>,
 }
@@ -63,6 +65,7 @@ impl Default for Options {
             sched_tslice_ms: DEFAULT_SCHED_TSLICE_MS,
             smp: None,
             acpi: true,
+            hcstats: false,
             test: None,
         }
     }
@@ -134,6 +137,10 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("maxcpus", "Xen's name for smp"),
     ("acpi", "use ACPI tables: on or off (default on)"),
     (
+        "hcstats",
+        "count calls and TSC ticks per hypercall, logged when dom0 stops: on or off (default off)",
+    ),
+    (
         "oxen_test",
         "test builds only: boot, dom0, pagefault, panic or stack-overflow",
     ),
@@ -191,6 +198,7 @@ fn apply<'a>(options: &mut Options, token: &'a str) -> Result<(), Warning<'a>> {
             options.smp = Some(parse_in_range(value, 1, MAX_SMP).ok_or_else(|| bad(EXPECT_SMP))?);
         }
         Key::Acpi => options.acpi = parse_bool(value).ok_or_else(|| bad(EXPECT_BOOL))?,
+        Key::Hcstats => options.hcstats = parse_bool(value).ok_or_else(|| bad(EXPECT_BOOL))?,
         Key::OxenTest => options.test = Some(parse_test(value).ok_or_else(|| bad(EXPECT_TEST))?),
     }
     Ok(())
@@ -209,13 +217,15 @@ enum Key {
     Smp,
     /// `acpi`.
     Acpi,
+    /// `hcstats`.
+    Hcstats,
     /// `oxen_test`.
     OxenTest,
 }
 
 impl Key {
     /// Every key name, aliases included.
-    const NAMES: [(&'static str, Self); 8] = [
+    const NAMES: [(&'static str, Self); 9] = [
         ("loglvl", Self::Loglvl),
         ("dom0_mem", Self::Dom0Mem),
         ("sched_tslice_ms", Self::SchedTsliceMs),
@@ -223,6 +233,7 @@ impl Key {
         ("smp", Self::Smp),
         ("maxcpus", Self::Smp),
         ("acpi", Self::Acpi),
+        ("hcstats", Self::Hcstats),
         ("oxen_test", Self::OxenTest),
     ];
 
@@ -619,6 +630,7 @@ mod tests {
                 sched_tslice_ms: 30,
                 smp: Some(4),
                 acpi: false,
+                hcstats: false,
                 test: Some(TestAction::Panic),
             }
         );

@@ -215,6 +215,7 @@ extern "C" fn kernel_main() -> ! {
     info!(target: "mm", "frames after boot: {total} total, {free} free ({} MiB)", (free * layout::PAGE_SIZE) >> 20);
     run_test_action(options.test);
 
+    crate::hypercall::stats::enable(options.hcstats);
     start_dom0(options, boot, bundle);
     crate::sched::run(options.sched_tslice_ms, options.test == Some(TestAction::Dom0))
 }

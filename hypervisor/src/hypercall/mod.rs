@@ -11,6 +11,7 @@ mod domctl;
 mod event;
 mod memory;
 mod sched;
+pub mod stats;
 mod vcpu;
 
 use crate::arch::uaccess::{self, Fault};

@@ -266,7 +266,13 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
     }
     match vector {
         VECTOR_SYSCALL => {
+            let counting = hypercall::stats::enabled();
+            let started = if counting { cpu::rdtsc() } else { 0 };
+            let nr = if counting { table.get(id).and_then(|d| d.vcpus.get(v)).map_or(0, |vc| vc.regs.rax) } else { 0 };
             let flow = hypercall::dispatch(&mut table, id, v);
+            if counting {
+                hypercall::stats::record(nr, cpu::rdtsc().wrapping_sub(started));
+            }
             let Some(dom) = table.get_mut(id) else { return };
             let upcall = dom.shared.upcall_pending(v);
             let Some(vcpu) = dom.vcpus.get_mut(v) else { return };
@@ -323,6 +329,7 @@ fn dom0_watch(table: &DomainTable, st: &RunState) {
         State::Shutdown(_) | State::Crashed => false,
         _ => return,
     };
+    hypercall::stats::dump();
     if st.test_dom0 && cfg!(feature = "test-hooks") {
         info!(
             "oxen_test=dom0: dom0 stopped ({}); exiting",
