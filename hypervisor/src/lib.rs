@@ -10,12 +10,14 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 pub mod boot;
 pub mod clock;
 pub mod cmdline;
+#[cfg(not(target_os = "none"))]
+#[path = "sched/credit.rs"]
+pub mod credit;
 pub mod mm;
 pub mod ring;
 

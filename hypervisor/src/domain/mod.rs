@@ -440,6 +440,7 @@ impl DomainTable {
     }
 
     fn finalize(&mut self, id: DomId) {
+        crate::sched::kick();
         if let Some(dom) = self.domains.remove(&id) {
             let pages = dom.p2m.len();
             let name = dom.name.clone();
@@ -478,9 +479,10 @@ impl DomainTable {
         self.notify_dom0();
     }
 
-    /// Tell dom0 a domain changed state: `VIRQ_DOM_EXC`, and a wake-up
+    /// Tell dom0 a domain changed state (and the scheduler): `VIRQ_DOM_EXC`, and a wake-up
     /// for a dom0 that waits in `sched_block` without having bound it.
     pub fn notify_dom0(&mut self) {
+        crate::sched::kick();
         crate::event::raise_virq(self, 0, dom0_abi::Virq::DomExc, 0);
         self.wake_dom0();
     }
@@ -494,6 +496,7 @@ impl DomainTable {
             // block; a running one finds it pending at its next block.
             if v.blocked {
                 v.blocked = false;
+                crate::sched::kick();
             } else {
                 v.wake_pending = true;
             }

@@ -349,6 +349,7 @@ fn wake(t: &mut DomainTable, dom: DomId, v: usize, _port: u32) {
         && vcpu.poll.is_none()
     {
         vcpu.blocked = false;
+        crate::sched::kick();
     }
 }
 
@@ -359,6 +360,7 @@ fn wake_pollers(t: &mut DomainTable, dom: DomId, port: u32) {
             vcpu.poll = None;
             vcpu.blocked = false;
             vcpu.regs.rax = 1;
+            crate::sched::kick();
         }
     }
 }

@@ -43,6 +43,7 @@ pub fn pause(c: &mut Caller<'_>, domid: u64, pause: bool) -> Result<u64, Status>
         return Err(Status::EINVAL);
     }
     dom.paused = pause;
+    crate::sched::kick();
     Ok(0)
 }
 
@@ -72,6 +73,7 @@ pub fn set_vcpu_context(c: &mut Caller<'_>, domid: u64, ctx_va: u64) -> Result<u
     let vcpu = dom.vcpus.first_mut().ok_or(Status::EINVAL)?;
     vcpu.set_context(ctx.rip, ctx.rsp, ctx.rdi, ctx.rsi);
     dom.built = true;
+    crate::sched::kick();
     Ok(0)
 }
 
@@ -152,6 +154,7 @@ pub fn set_vcpus(c: &mut Caller<'_>, domid: u64, online: u64) -> Result<u64, Sta
     for v in dom.vcpus.iter_mut().skip(online as usize) {
         v.online = false;
     }
+    crate::sched::kick();
     Ok(0)
 }
 

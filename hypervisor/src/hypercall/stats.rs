@@ -24,7 +24,10 @@ pub fn enabled() -> bool {
 
 /// Count one call of `nr` that took `ticks`.
 pub fn record(nr: u64, ticks: u64) {
-    let slot = usize::try_from(nr).ok().filter(|s| *s < SLOTS - 1).unwrap_or(SLOTS - 1);
+    let slot = usize::try_from(nr)
+        .ok()
+        .filter(|s| *s < SLOTS - 1)
+        .unwrap_or(SLOTS - 1);
     CALLS[slot].fetch_add(1, Relaxed);
     TICKS[slot].fetch_add(ticks, Relaxed);
 }
@@ -43,7 +46,11 @@ pub fn dump() {
         let ticks = TICKS[slot].load(Relaxed);
         let name = Hypercall::try_from(slot as u64)
             .map(Hypercall::name)
-            .unwrap_or(if slot == SLOTS - 1 { "(unknown numbers)" } else { "(unassigned)" });
+            .unwrap_or(if slot == SLOTS - 1 {
+                "(unknown numbers)"
+            } else {
+                "(unassigned)"
+            });
         log::info!(target: "hcstats", "{name:<26} {calls:>10} {ticks:>14} {:>10}", ticks / calls);
     }
 }

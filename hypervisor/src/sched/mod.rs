@@ -1,15 +1,20 @@
-//! The run loop: pick a vCPU, load its address space and FPU state, deliver
-//! a pending event upcall, run it until it enters the hypervisor, handle why
+//! The run loop: pick a vCPU with the credit policy (`credit.rs`), load its
+//! address space and FPU state, deliver a pending event upcall, run it until
+//! it enters the hypervisor, charge the time it ran, handle why it stopped
 //! (a hypercall, a fault, the timer), repeat. Between guest runs the loop
 //! fires `vcpu_set_timer` deadlines as `VIRQ_TIMER`, ends `sched_poll`
-//! timeouts, and turns serial input into `VIRQ_CONSOLE` for dom0. The LAPIC
-//! timer runs one-shot, armed for the earliest of: the end of the running
-//! vCPU's slice, the next guest deadline, and a housekeeping bound.
+//! timeouts, and turns serial input into `VIRQ_CONSOLE` for dom0. Whatever
+//! changes whether a vCPU can run (an event, a pause, a block) calls
+//! [`kick`], and the loop then brings the policy's view up to date. The LAPIC
+//! timer runs one-shot, armed for the earliest of: the policy's decision
+//! (slice end, credit or cap exhausted, accounting boundary), the next guest
+//! deadline, and a housekeeping bound.
 //!
 //! This module holds `unsafe`: it is the context switch, loading a guest's
 //! CR3 and FPU state and entering it; each block says why that is sound.
 #![allow(unsafe_code)]
 
+pub mod credit;
 mod trap;
 
 use crate::arch::guest::{self, Regs, VECTOR_SYSCALL};
@@ -18,7 +23,9 @@ use crate::arch::{apic, cpu, fpu, paging, serial};
 use crate::domain::{DOMAINS, DomainTable, State};
 use crate::hypercall::{self, Flow};
 use crate::time;
-use core::sync::atomic::{AtomicU64, Ordering};
+use alloc::collections::BTreeSet;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use credit::{Credit, Params};
 use dom0_abi::{DomId, EVENT_VECTOR, ShutdownReason, Virq};
 use log::{error, info};
 
@@ -38,19 +45,25 @@ pub fn note_deadline(ns: u64) {
     EARLIEST.fetch_min(ns, Ordering::Relaxed);
 }
 
+/// Something changed whether a vCPU can run, or a domain's parameters.
+static DIRTY: AtomicBool = AtomicBool::new(true);
+
+/// Tell the run loop to bring the policy up to date with the domains.
+pub fn kick() {
+    DIRTY.store(true, Ordering::Relaxed);
+}
+
 /// A domain's scheduler parameters changed.
-pub fn params_changed(_dom: DomId, _weight: u32, _cap: u32) {}
+pub fn params_changed(_dom: DomId, _weight: u32, _cap: u32) {
+    kick();
+}
 
 /// What the loop remembers between iterations.
 struct RunState {
-    /// The vCPU that ran last.
-    current: Option<VcpuRef>,
-    /// Give the CPU to the next runnable vCPU instead of `current`.
-    rotate: bool,
-    /// System time when `current` got the CPU.
-    slice_start: u64,
-    /// Slice length, ns.
-    slice_ns: u64,
+    /// The scheduling policy.
+    credit: Credit,
+    /// Domains the policy knows.
+    known: BTreeSet<DomId>,
     /// Whose registers the FPU holds: vCPU and its save area.
     fpu_owner: Option<(VcpuRef, u64)>,
     /// What to do when dom0 stops.
@@ -64,39 +77,72 @@ struct RunState {
 /// Run guests forever. Interrupts are off except while idle.
 pub fn run(slice_ms: u32, test_dom0: bool) -> ! {
     let mut st = RunState {
-        current: None,
-        rotate: false,
-        slice_start: 0,
-        slice_ns: u64::from(slice_ms.max(1)) * 1_000_000,
+        credit: Credit::new(Params::with_tslice_ms(slice_ms), time::now_ns()),
+        known: BTreeSet::new(),
         fpu_owner: None,
         test_dom0,
         armed_ns: 0,
         next_input_ns: 0,
     };
-    info!("scheduler: round-robin, {slice_ms} ms slices, one-shot timer");
+    info!("scheduler: credit, {slice_ms} ms slices, 30 ms accounting period, one-shot timer");
     loop {
         let now = time::now_ns();
-        let next = {
+        let decision = {
             let mut table = DOMAINS.lock();
             housekeeping(&mut table, &mut st, now);
-            pick(&table, &st)
+            if DIRTY.swap(false, Ordering::Relaxed) {
+                reconcile(&table, &mut st, now);
+            }
+            st.credit.pick(now)
         };
-        let Some(next) = next else {
-            st.current = None;
-            arm(&mut st, now, now + HOUSEKEEPING_NS);
+        let Some(decision) = decision else {
+            let wake = st.credit.next_event_ns().unwrap_or(u64::MAX);
+            arm(&mut st, now, wake.min(now + HOUSEKEEPING_NS));
             cpu::idle();
             x86_64::instructions::interrupts::disable();
             st.armed_ns = 0;
             continue;
         };
-        if st.current != Some(next) {
-            st.current = Some(next);
-            st.slice_start = now;
+        arm(&mut st, now, decision.until_ns.min(now + HOUSEKEEPING_NS));
+        run_once(&mut st, decision.key);
+    }
+}
+
+/// Whether vCPU `v` of `dom` can run now.
+fn can_run(dom: &crate::domain::Domain, v: usize) -> bool {
+    dom.runnable() && (v as u32) < dom.vcpu_limit && dom.vcpus.get(v).is_some_and(|vc| vc.runnable())
+}
+
+/// Bring the policy's view (domains, parameters, runnable vCPUs) up to date.
+fn reconcile(table: &DomainTable, st: &mut RunState, now: u64) {
+    let ids = table.ids();
+    let gone: alloc::vec::Vec<DomId> = st.known.iter().copied().filter(|id| !ids.contains(id)).collect();
+    for id in gone {
+        st.credit.remove_domain(id);
+        st.known.remove(&id);
+    }
+    for id in ids {
+        let Some(dom) = table.get(id) else { continue };
+        if st.known.insert(id) {
+            st.credit.add_domain(id, dom.weight, dom.cap);
+            for v in 0..dom.vcpus.len() {
+                st.credit.add_vcpu((id, v));
+            }
+        } else if st.credit.domain_params(id) != Some((dom.weight, dom.cap))
+            && st.credit.set_domain(id, dom.weight, dom.cap).is_err()
+        {
+            log::warn!("scheduler: domain {id} has parameters the policy refuses");
         }
-        st.rotate = false;
-        let until = (st.slice_start + st.slice_ns).min(now + HOUSEKEEPING_NS);
-        arm(&mut st, now, until);
-        run_once(&mut st, next);
+        for v in 0..dom.vcpus.len() {
+            let want = can_run(dom, v);
+            if want != st.credit.is_runnable((id, v)) {
+                if want {
+                    st.credit.wake((id, v), now);
+                } else {
+                    st.credit.sleep((id, v));
+                }
+            }
+        }
     }
 }
 
@@ -144,6 +190,7 @@ fn housekeeping(table: &mut DomainTable, st: &mut RunState, now: u64) {
                     vcpu.poll = None;
                     vcpu.blocked = false;
                     vcpu.regs.rax = 0;
+                    kick();
                 } else {
                     earliest = earliest.min(poll.deadline_ns);
                 }
@@ -156,42 +203,19 @@ fn housekeeping(table: &mut DomainTable, st: &mut RunState, now: u64) {
     }
 }
 
-/// The next vCPU to run: `current` unless it must rotate or cannot run,
-/// else the next runnable one after it in (domain, vCPU) order.
-fn pick(table: &DomainTable, st: &RunState) -> Option<VcpuRef> {
-    let runnable = |(id, v): VcpuRef| {
-        table.get(id).is_some_and(|d| {
-            d.runnable() && (v as u32) < d.vcpu_limit && d.vcpus.get(v).is_some_and(|vc| vc.runnable())
-        })
-    };
-    if let Some(cur) = st.current
-        && !st.rotate
-        && runnable(cur)
-    {
-        return Some(cur);
-    }
-    let mut all = alloc::vec::Vec::new();
-    for id in table.ids() {
-        if let Some(d) = table.get(id) {
-            for v in 0..d.vcpus.len() {
-                all.push((id, v));
-            }
-        }
-    }
-    let start = st
-        .current
-        .and_then(|c| all.iter().position(|x| *x == c))
-        .map_or(0, |i| i + 1);
-    (0..all.len())
-        .map(|k| all[(start + k) % all.len()])
-        .find(|x| runnable(*x))
-}
-
 /// Switch to `(id, v)`, run it once, and handle its exit.
 fn run_once(st: &mut RunState, (id, v): VcpuRef) {
     let (regs, root) = {
         let mut table = DOMAINS.lock();
-        let Some(dom) = table.get_mut(id) else { return };
+        let Some(dom) = table.get_mut(id) else {
+            kick();
+            return;
+        };
+        if !can_run(dom, v) {
+            // The policy's view is stale: bring it up to date first.
+            kick();
+            return;
+        }
         let root = dom.space.root();
         let area = dom.vcpus[v].fpu.addr();
         // FPU state moves only when another vCPU had the FPU.
@@ -218,6 +242,7 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef) {
         };
         if !vcpu.runnable() {
             // Delivering the upcall crashed the domain.
+            kick();
             return;
         }
         let regs: *mut Regs = &mut vcpu.regs;
@@ -268,7 +293,14 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
         VECTOR_SYSCALL => {
             let counting = hypercall::stats::enabled();
             let started = if counting { cpu::rdtsc() } else { 0 };
-            let nr = if counting { table.get(id).and_then(|d| d.vcpus.get(v)).map_or(0, |vc| vc.regs.rax) } else { 0 };
+            let nr = if counting {
+                table
+                    .get(id)
+                    .and_then(|d| d.vcpus.get(v))
+                    .map_or(0, |vc| vc.regs.rax)
+            } else {
+                0
+            };
             let flow = hypercall::dispatch(&mut table, id, v);
             if counting {
                 hypercall::stats::record(nr, cpu::rdtsc().wrapping_sub(started));
@@ -284,7 +316,7 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
                 Flow::Yield => {
                     vcpu.regs.rax = 0;
                     vcpu.prefer_sysret();
-                    st.rotate = true;
+                    st.credit.yield_now((id, v));
                 }
                 Flow::Block => {
                     vcpu.regs.rax = 0;
@@ -293,24 +325,21 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
                         vcpu.wake_pending = false;
                     } else {
                         vcpu.blocked = true;
-                        st.rotate = true;
+                        kick();
                     }
                 }
                 Flow::Wait => {
                     vcpu.prefer_sysret();
-                    st.rotate = true;
+                    kick();
                 }
                 Flow::Resume => vcpu.regs.vector = 0,
-                Flow::Stopped => st.rotate = true,
+                Flow::Stopped => kick(),
             }
         }
         v32 if v32 == u64::from(TIMER_VECTOR) => {
             apic::eoi();
             crate::irq::tick();
             st.armed_ns = 0;
-            if time::now_ns() >= st.slice_start + st.slice_ns {
-                st.rotate = true;
-            }
         }
         0..=31 => {
             trap::guest_exception(&mut table, id, v, vector, error_code, cr2);
