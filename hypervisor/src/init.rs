@@ -3,8 +3,8 @@
 //! the boot information, starts the console, the log and the frame allocator,
 //! and builds the final page tables. `kernel_main` continues on those tables
 //! and a guarded stack: CPU tables, heap, time, ACPI, the local APIC, the
-//! boot bundle and the self-checks. Then it idles (dom0 arrives with the PV
-//! domains work).
+//! boot bundle and the self-checks. Then it builds dom0 from the bundle and
+//! enters the run loop (`sched`), which it never leaves.
 //!
 //! This module holds `unsafe`: `kernel_entry` is exported to the boot stub,
 //! it reads the loader's structures before any allocator exists, and the
@@ -95,10 +95,11 @@ pub extern "C" fn kernel_entry(magic: u32, info: u32) -> ! {
     arch::cpu::enable_protections(features);
     info!(
         target: "cpu",
-        "protections on: NX {}, SMEP {}, SMAP {}, WP yes",
+        "protections on: NX {}, SMEP {}, SMAP {}, UMIP {}, WP yes",
         yes_no(features.nx),
         yes_no(features.smep),
-        yes_no(features.smap)
+        yes_no(features.smap),
+        yes_no(features.umip)
     );
 
     info!(target: "mm", "memory map ({} regions):", boot.memory_map.regions().len());
@@ -234,11 +235,8 @@ fn start_dom0(options: &Options, boot: &BootInfo, bundle: Option<oxen_bundle::Ar
     let mem = options
         .dom0_mem
         .unwrap_or(crate::domain::build::DOM0_DEFAULT_BYTES);
-    let cmdline = if options.test == Some(TestAction::Dom0) {
-        "oxen_test=dom0"
-    } else {
-        ""
-    };
+    let test_dom0 = cfg!(feature = "test-hooks") && options.test == Some(TestAction::Dom0);
+    let cmdline = if test_dom0 { "oxen_test=dom0" } else { "" };
     if let Err(e) = crate::domain::build::build_dom0(entry.data, range, mem, cmdline) {
         error!(target: "dom0", "cannot start dom0: {e}");
     }

@@ -20,6 +20,9 @@ pub mod cmdline;
 pub mod credit;
 pub mod mm;
 pub mod ring;
+#[cfg(not(target_os = "none"))]
+#[path = "domain/p2m.rs"]
+pub mod p2m;
 
 #[cfg(target_os = "none")]
 pub mod arch;

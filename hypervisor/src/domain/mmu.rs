@@ -152,9 +152,12 @@ pub fn batch(table: &mut DomainTable, caller: DomId, target: DomId, ops: &[MmuOp
     // Only dom0 reaches another domain's address space, never dom0's own
     // from outside, and never a dying one's.
     if target != caller {
-        let privileged = table.get(caller).is_some_and(|d| d.privileged);
+        // Privilege first, so a domU cannot probe which domain IDs exist.
+        if !table.get(caller).is_some_and(|d| d.privileged) {
+            return Err(Status::EPERM);
+        }
         let dom = table.get(target).ok_or(Status::ESRCH)?;
-        if !privileged || dom.privileged {
+        if dom.privileged {
             return Err(Status::EPERM);
         }
         if dom.state == State::Dying {

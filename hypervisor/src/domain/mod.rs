@@ -102,8 +102,10 @@ pub struct Domain {
 /// Why a domain could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreateError {
-    /// A name is empty, too long, badly formed, or taken.
+    /// A name is empty, too long or badly formed.
     BadName,
+    /// Another domain has that name.
+    NameTaken,
     /// A size or count is out of range.
     Invalid,
     /// Not enough free frames.
@@ -115,7 +117,8 @@ pub enum CreateError {
 impl fmt::Display for CreateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            CreateError::BadName => "the name is empty, too long, badly formed or taken",
+            CreateError::BadName => "the name is empty, longer than 31 bytes or not [A-Za-z0-9._-]",
+            CreateError::NameTaken => "another domain has that name",
             CreateError::Invalid => "a size or count is out of range",
             CreateError::NoMemory => "not enough free memory",
             CreateError::NoId => "no domain ID left",
@@ -126,7 +129,8 @@ impl fmt::Display for CreateError {
 impl From<CreateError> for Status {
     fn from(e: CreateError) -> Status {
         match e {
-            CreateError::BadName => Status::EEXIST,
+            CreateError::BadName => Status::EINVAL,
+            CreateError::NameTaken => Status::EEXIST,
             CreateError::Invalid => Status::EINVAL,
             CreateError::NoMemory => Status::ENOMEM,
             CreateError::NoId => Status::EAGAIN,
@@ -404,7 +408,7 @@ impl DomainTable {
         vcpus: u32,
     ) -> Result<DomId, CreateError> {
         if self.domains.values().any(|d| d.name == name) {
-            return Err(CreateError::BadName);
+            return Err(CreateError::NameTaken);
         }
         let id = self.alloc_id().ok_or(CreateError::NoId)?;
         let dom = Domain::new(id, name, false, pages, max_pages, vcpus)?;
@@ -445,8 +449,16 @@ impl DomainTable {
             let pages = dom.p2m.len();
             let name = dom.name.clone();
             dom.release();
-            info!("domain {id} ('{name}') destroyed: {pages} pages returned");
+            let (heap_used, _) = crate::mm::heap::usage();
+            let (_, free) = setup::frame_counts();
+            info!("domain {id} ('{name}') destroyed: {pages} pages returned; {free} frames free, heap {heap_used} bytes in use");
         }
+    }
+
+    /// Free a domain that never started (a failed build), dom0 included.
+    pub fn discard(&mut self, id: DomId) {
+        crate::event::close_all(self, id);
+        self.finalize(id);
     }
 
     /// Finish destroying `owner` if it is dying and nothing maps it any more.

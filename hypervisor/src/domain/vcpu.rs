@@ -113,8 +113,9 @@ impl Vcpu {
 
     /// Return from the current hypercall with `sysretq` when that is safe.
     pub fn prefer_sysret(&mut self) {
-        // sysretq to a non-canonical RIP faults in ring 0 on some CPUs; the
-        // lower-half check also rules out the last lower-half page edge.
+        // sysretq to a non-canonical RIP faults in ring 0 on some CPUs. The
+        // run loop crashes a domain whose return RIP is outside the lower
+        // half before it gets here; the check stays as a second line.
         self.regs.rflags = guest_rflags(self.regs.rflags);
         if self.regs.rip < dom0_abi::GUEST_VA_LIMIT {
             self.regs.vector = VECTOR_SYSRET;

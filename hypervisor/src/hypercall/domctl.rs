@@ -67,7 +67,7 @@ pub fn set_vcpu_context(c: &mut Caller<'_>, domid: u64, ctx_va: u64) -> Result<u
     if dom.privileged {
         return Err(Status::EPERM);
     }
-    if dom.state != State::Alive || !dom.paused {
+    if dom.state != State::Alive || !dom.paused || dom.built {
         return Err(Status::EBUSY);
     }
     let vcpu = dom.vcpus.first_mut().ok_or(Status::EINVAL)?;

@@ -240,6 +240,14 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef) {
         let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
             return;
         };
+        let rip = vcpu.regs.rip;
+        if rip >= dom0_abi::GUEST_VA_LIMIT {
+            table.crash(id, format_args!("vCPU {v} would resume at the non-canonical address {rip:#x}"));
+            return;
+        }
+        let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
+            return;
+        };
         if !vcpu.runnable() {
             // Delivering the upcall crashed the domain.
             kick();
@@ -304,6 +312,15 @@ fn handle_exit(st: &mut RunState, (id, v): VcpuRef, vector: u64, error_code: u64
             let flow = hypercall::dispatch(&mut table, id, v);
             if counting {
                 hypercall::stats::record(nr, cpu::rdtsc().wrapping_sub(started));
+            }
+            // A syscall in the last bytes below the canonical hole leaves a
+            // return address that neither sysretq nor iretq can take (both
+            // fault in ring 0): there is nothing to return to.
+            let rip = table.get(id).and_then(|d| d.vcpus.get(v)).map_or(0, |vc| vc.regs.rip);
+            if rip >= dom0_abi::GUEST_VA_LIMIT {
+                table.crash(id, format_args!("syscall returns to the non-canonical address {rip:#x}"));
+                dom0_watch(&table, st);
+                return;
             }
             let Some(dom) = table.get_mut(id) else { return };
             let upcall = dom.shared.upcall_pending(v);

@@ -33,6 +33,9 @@ pub struct Features {
     pub vmx: bool,
     /// Running under a hypervisor (CPUID 01h:ECX[31]).
     pub hypervisor: bool,
+    /// User-mode instruction prevention: `sgdt`, `sidt`, `sldt`, `smsw`,
+    /// `str` fault in ring 3 (CPUID 07h:ECX[2]).
+    pub umip: bool,
 }
 
 impl Features {
@@ -51,6 +54,7 @@ impl Features {
         if let Some(ext) = cpuid.get_extended_feature_info() {
             f.smep = ext.has_smep();
             f.smap = ext.has_smap();
+            f.umip = ext.has_umip();
         }
         if let Some(ext) = cpuid.get_extended_processor_and_feature_identifiers() {
             f.nx = ext.has_execute_disable();
@@ -70,6 +74,7 @@ impl fmt::Display for Features {
             ("nx", self.nx),
             ("smep", self.smep),
             ("smap", self.smap),
+            ("umip", self.umip),
             ("1g-pages", self.huge_pages),
             ("pge", self.pge),
             ("x2apic", self.x2apic),
@@ -124,6 +129,9 @@ pub fn enable_protections(features: &Features) {
     }
     if features.smap {
         cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
+    }
+    if features.umip {
+        cr4.insert(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION);
     }
     // SAFETY: no user pages exist yet, so SMEP and SMAP cannot fault; PGE only
     // affects TLB retention of pages marked global.

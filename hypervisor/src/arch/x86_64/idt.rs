@@ -84,8 +84,17 @@ exc_stub_\vec:
 .endr
 
 exception_common:
+    /* NMI, #DF and #MC arrive on their IST stacks even from ring 3, so the
+     * frame is not in a vCPU block: report them as hypervisor events. */
+    cmpq $2, (%rsp)
+    je 1f
+    cmpq $8, (%rsp)
+    je 1f
+    cmpq $18, (%rsp)
+    je 1f
     testb $3, 24(%rsp)
     jnz from_guest
+1:
     push %rax
     push %rbx
     push %rcx
