@@ -26,6 +26,7 @@ use oxen_bundle::Builder;
 
 use crate::error::{Context, Result, error};
 use crate::guests;
+use crate::props;
 use crate::tools::{self, KERNEL_TARGET};
 
 /// The workspace version, which the hypervisor also reports in its banner.
@@ -133,7 +134,11 @@ pub fn build(layout: &Layout, plan: &Plan) -> Result<()> {
     if plan.iso_cmdline.is_some() {
         tools::ensure(tools::GRUB)?;
     }
-    let guests = guests::find(layout)?;
+    let mut guests = guests::find(layout)?;
+    // The property suite's image (images/props.elf), for `props` scenarios.
+    if !guests::DOMU.contains(&props::PACKAGE) {
+        guests.push(props::package(layout)?);
+    }
     fs::create_dir_all(&layout.out).with_context(|| format!("cannot create {}", layout.out.display()))?;
     let mut written = vec![build_kernel(layout, Image::Release)?];
     if plan.test_image {
@@ -220,6 +225,9 @@ fn build_bundle(layout: &Layout) -> Result<PathBuf> {
     let mut images = Vec::new();
     for name in guests::DOMU {
         images.push((format!("{name}.elf"), read(layout.guest_elf(name))?));
+    }
+    if !guests::DOMU.contains(&props::PACKAGE) {
+        images.push((props::IMAGE.to_string(), read(layout.guest_elf(props::PACKAGE))?));
     }
     let hello = read(layout.guest_elf(guests::DERIVED_FROM))?;
     images.extend(guests::derived_images(&hello)?);

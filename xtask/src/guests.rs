@@ -22,7 +22,9 @@ use crate::tools::KERNEL_TARGET;
 pub const DOM0: &str = "dom0";
 
 /// The domU guests' packages. The bundle holds each as `images/NAME.elf`.
-pub const DOMU: &[&str] = &["hello", "memtest", "hostile"];
+pub const DOMU: &[&str] = &[
+    "hello", "memtest", "hostile", "pingpong", "spinner", "timer", "bench",
+];
 
 /// The guest whose image the broken test images are made from.
 pub const DERIVED_FROM: &str = "hello";

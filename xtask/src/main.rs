@@ -3,12 +3,15 @@
 //! command line and dispatches; `build.rs` makes the images and the boot
 //! bundle, `guests.rs` builds the guest kernels, `elf.rs` patches their ABI
 //! note, `qemu.rs` knows QEMU, `tools.rs` installs host tools, `scenario.rs`
-//! reads `tests/*.toml`, and `runner.rs` boots them.
+//! reads `tests/*.toml`, `runner.rs` boots them, and `props.rs` knows the
+//! hostile-guest property suite those with `props = [...]` run.
 
+mod bench;
 mod build;
 mod elf;
 mod error;
 mod guests;
+mod props;
 mod qemu;
 mod runner;
 mod scenario;
@@ -29,6 +32,8 @@ commands:
                bundle.cpio, oxen.iso}
   run          build, then boot the hypervisor under QEMU on this terminal
   test         host unit tests, build, then the QEMU scenarios in tests/*.toml
+  bench        build, then measure path lengths and domain lifecycle times
+               (table; target/oxen/bench.json and bench.svg; docs/benchmarks.md)
   help         show this text
 
 run options:
@@ -46,6 +51,14 @@ test options:
   --no-unit           skip the host unit tests
   --keep-going        go on to the scenarios even if the unit tests fail
   --accel kvm|tcg     as for run
+
+bench options:
+  --quick             fewer samples and boots (under a minute; the full run takes a few)
+  --compare OLD.json  after the run, print the change of every figure from OLD.json
+  --compare OLD.json NEW.json
+                      compare two saved results without running anything
+  --no-build          measure what target/oxen/ holds
+  --accel kvm|tcg     as for run (KVM: cycles; TCG: instructions under -icount)
 ";
 
 fn main() -> ExitCode {
@@ -83,6 +96,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         }
         "run" => cmd_run(RunArgs::parse(rest)?),
         "test" => cmd_test(TestArgs::parse(rest)?),
+        "bench" => bench::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -9,7 +9,8 @@
 //! string, with a condition variable, and writes `send` text to QEMU's stdin.
 //! When the output shows a forbidden string the run stops early (after a short
 //! grace period for the rest of the report), because a kernel that printed
-//! `FATAL` may hang instead of exiting.
+//! `FATAL` may hang instead of exiting. Once QEMU is gone the scenario's
+//! `[[ratio]]` checks read their numbers from the whole serial output.
 
 use std::ffi::OsString;
 use std::fs;
@@ -66,6 +67,8 @@ pub struct Report {
     pub transcript: PathBuf,
     /// The last [`TAIL_LINES`] lines of the transcript.
     pub tail: Vec<String>,
+    /// A `props` scenario's `props: N passed, S skipped, F failed`.
+    pub summary: Option<String>,
 }
 
 impl Report {
@@ -81,7 +84,7 @@ impl Report {
 
     /// The one-line status `cargo xtask test` prints.
     pub fn status_line(&self) -> String {
-        if self.passed() {
+        let status = if self.passed() {
             format!(
                 "scenario {} ... ok ({:.2} s)",
                 self.name,
@@ -89,6 +92,10 @@ impl Report {
             )
         } else {
             format!("scenario {} ... FAILED ({})", self.name, self.reason())
+        };
+        match &self.summary {
+            Some(summary) => format!("{status}\n    {summary}"),
+            None => status,
         }
     }
 }
@@ -287,6 +294,10 @@ fn prepare(scenario: &Scenario, config: &Config) -> Result<Prepared> {
         }
         _ => config.bundle.clone(),
     };
+    let base = match &scenario.props {
+        Some(words) => crate::props::write_bundle(&config.bundle, words, &scratch)?,
+        None => base,
+    };
     let bundle = match scenario.bundle {
         BundleKind::Default => Some(base),
         BundleKind::None => None,
@@ -444,6 +455,7 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
     let transcript = config.out_dir.join(format!("{}.log", scenario.name));
     let console = Console::default();
     let mut command_text = String::new();
+    let mut summary = None;
     let reasons = match prepare(scenario, config) {
         Err(e) => vec![format!("setup failed: {e}")],
         Ok(prepared) => {
@@ -454,7 +466,13 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
                 &prepared.boot,
             );
             command_text = qemu::shell_words(&config.qemu.to_string_lossy(), &args);
-            boot(scenario, config, &args, &console, start)
+            let mut reasons = boot(scenario, config, &args, &console, start);
+            if let Some(words) = &scenario.props {
+                let verdict = crate::props::judge_run(words, &console.lock().serial);
+                reasons.extend(verdict.failures.iter().cloned());
+                summary = Some(verdict.summary());
+            }
+            reasons
         }
     };
     let elapsed = start.elapsed();
@@ -465,6 +483,7 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
         elapsed,
         transcript: transcript.clone(),
         tail: tail(&log, TAIL_LINES),
+        summary,
     };
     if let Err(e) = write_transcript(&transcript, scenario, &command_text, &log, &report) {
         report.reasons.push(format!("cannot write the transcript: {e}"));
@@ -553,7 +572,22 @@ fn judge(
         Some(None) if killed => reasons.push("QEMU did not exit after it".to_string()),
         Some(None) | None => {}
     }
+    reasons.extend(check_ratios(scenario, serial));
     reasons
+}
+
+/// The scenario's `[[ratio]]` checks over the serial output: one reason per
+/// failed check.
+fn check_ratios(scenario: &Scenario, serial: &[u8]) -> Vec<String> {
+    if scenario.ratios.is_empty() {
+        return Vec::new();
+    }
+    let output = String::from_utf8_lossy(serial);
+    scenario
+        .ratios
+        .iter()
+        .filter_map(|ratio| ratio.check(&output).err())
+        .collect()
 }
 
 fn write_transcript(
@@ -581,6 +615,9 @@ fn write_transcript(
     if text.last() != Some(&b'\n') {
         text.push(b'\n');
     }
+    if let Some(summary) = &report.summary {
+        text.extend_from_slice(format!("# {summary}\n").as_bytes());
+    }
     let result = if report.passed() {
         format!("# result: ok ({:.2} s)\n", report.elapsed.as_secs_f64())
     } else {
@@ -603,6 +640,33 @@ mod tests {
         let log = b"one\r\ntwo\n\x1b[2Jthree";
         assert_eq!(tail(log, 2), ["two", "\\u{1b}[2Jthree"]);
         assert_eq!(tail(log, 10).len(), 3);
+    }
+
+    #[test]
+    fn ratios_are_judged_on_the_serial_output() {
+        let s = scenario(
+            "ratios",
+            "description = \"d\"\n[[ratio]]\nnumerator = \"fast {} it/s\"\n\
+             denominator = \"slow {} it/s\"\nexpect = 2.0\ntolerance = 0.05\n",
+        );
+        assert!(check_ratios(&s, b"slow 100 it/s\r\nfast 198 it/s\r\n").is_empty());
+        let reasons = check_ratios(&s, b"slow 100 it/s\r\nfast 150 it/s\r\n");
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].contains("is 1.500, expected 2"), "{reasons:?}");
+        let reasons = check_ratios(&s, b"fast 150 it/s\r\n");
+        assert_eq!(reasons, ["'slow {} it/s' did not appear in the output"]);
+        // Judged with the rest: a run that passed otherwise fails on a ratio.
+        let drive = Drive {
+            reasons: Vec::new(),
+            early_exit_for: None,
+            forbidden: None,
+        };
+        let reasons = judge(&s, drive, None, true, b"fast 1 it/s slow 1 it/s");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("ratio 'fast {} it/s' / 'slow {} it/s' is 1.000"),
+            "{reasons:?}"
+        );
     }
 
     #[test]

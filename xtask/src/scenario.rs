@@ -12,6 +12,7 @@
 //! image = "test"        # "test" (hypervisor-test.elf, default) or "release" (hypervisor.elf)
 //! bundle = "default"    # "default" | "none" | "corrupt"
 //! auto = ["hello.cfg"]  # optional: the bundle's auto/ holds exactly these configs
+//! props = ["priv"]      # optional: one domain per property of the suite (`props.rs`)
 //! timeout_secs = 60     # hard limit for the whole run; default 60
 //! exit = "success"      # "success" (QEMU status 33) | "failure" (status 35); default "success"
 //! expect = ["Oxen 0.1.0", "boot protocol: PVH"]  # must appear in this order
@@ -21,6 +22,12 @@
 //! expect = "dom0# "     # wait for this (after everything matched so far)...
 //! send = "xm list\n"    # ...then type this on the serial console
 //! timeout_secs = 10     # optional limit for this step's wait
+//!
+//! [[ratio]]             # optional: a number in the output, or the ratio of two
+//! numerator = "spin: spin-512 steady rate {} iterations/s"   # `{}` stands for a number
+//! denominator = "spin: spin-256 steady rate {} iterations/s" # optional (default 1)
+//! expect = 2.0          # the value wanted (> 0)...
+//! tolerance = 0.05      # ...within this fraction of it (0 < tolerance <= 1)
 //! ```
 //!
 //! Only `description` is required. Unknown keys are errors, so a typo cannot
@@ -34,6 +41,22 @@
 //! that, `configs/auto/NAME`; a name found in neither fails the scenario.
 //! `auto = []` starts nothing. `bundle = "corrupt"` then corrupts that bundle;
 //! `bundle = "none"` cannot go with `auto`.
+//!
+//! `props` runs properties of the hostile-guest suite (`props.rs`): each word
+//! is `"all"`, a group or a property name. Like `auto`, it gives the scenario
+//! its own bundle, whose `auto/` starts one `p-NAME` domain per property; after
+//! the run every property's verdict is judged, and the runner reports
+//! `props: N passed, S skipped, F failed`. It cannot go with `auto` or
+//! `bundle = "none"`.
+//!
+//! `[[ratio]]` compares numbers the guests print, for properties that only
+//! hold between domains (a scheduler weight of 512 against one of 256 gives
+//! twice the CPU). Each pattern is literal text with one `{}`, which matches
+//! a decimal number (`-12`, `3.5`); the first place in the serial output
+//! where the whole pattern matches gives the number. After the run the value
+//! (`numerator / denominator`, or the numerator alone) must lie within
+//! `tolerance` of `expect`, relatively: `|value / expect - 1| <= tolerance`.
+//! A pattern that never matched fails the scenario too.
 
 use std::fs;
 use std::path::Path;
@@ -126,6 +149,162 @@ pub struct Step {
     pub timeout_secs: Option<u64>,
 }
 
+/// A `[[ratio]]` table as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatioFile {
+    numerator: String,
+    denominator: Option<String>,
+    expect: f64,
+    tolerance: f64,
+}
+
+/// Literal text around one `{}` that stands for a decimal number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberPattern {
+    /// Text before the number.
+    before: String,
+    /// Text after it.
+    after: String,
+}
+
+impl NumberPattern {
+    /// The placeholder for the number.
+    const HOLE: &'static str = "{}";
+
+    /// Parses `text`: exactly one `{}`, and some literal text beside it.
+    pub fn parse(text: &str) -> Result<Self> {
+        let Some((before, after)) = text.split_once(Self::HOLE) else {
+            return Err(error(format!(
+                "ratio pattern '{text}' has no {{}} for the number"
+            )));
+        };
+        if after.contains(Self::HOLE) {
+            return Err(error(format!("ratio pattern '{text}' has more than one {{}}")));
+        }
+        if before.is_empty() && after.is_empty() {
+            return Err(error("a ratio pattern needs text around its {}"));
+        }
+        Ok(Self {
+            before: before.to_string(),
+            after: after.to_string(),
+        })
+    }
+
+    /// The number where the whole pattern first matches in `text`.
+    pub fn find(&self, text: &str) -> Option<f64> {
+        text.match_indices(self.before.as_str()).find_map(|(at, _)| {
+            let rest = text.get(at + self.before.len()..)?;
+            let len = number_len(rest);
+            if len == 0 || !rest.get(len..)?.starts_with(self.after.as_str()) {
+                return None;
+            }
+            rest.get(..len)?.parse().ok()
+        })
+    }
+}
+
+impl std::fmt::Display for NumberPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.before, Self::HOLE, self.after)
+    }
+}
+
+/// The length of the decimal number `text` starts with (`-`, digits, and
+/// `.` with more digits); 0 if it starts with none.
+fn number_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let digits = |from: usize| bytes.iter().skip(from).take_while(|b| b.is_ascii_digit()).count();
+    let sign = usize::from(bytes.first() == Some(&b'-'));
+    let whole = digits(sign);
+    if whole == 0 {
+        return 0;
+    }
+    let end = sign + whole;
+    match bytes.get(end) {
+        Some(b'.') if digits(end + 1) > 0 => end + 1 + digits(end + 1),
+        _ => end,
+    }
+}
+
+/// A checked `[[ratio]]`: a number from the output, or the ratio of two,
+/// that must lie within `tolerance` of `expect`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ratio {
+    /// The number on top.
+    pub numerator: NumberPattern,
+    /// The number below (none: 1).
+    pub denominator: Option<NumberPattern>,
+    /// The value wanted.
+    pub expect: f64,
+    /// Largest accepted relative deviation from `expect`.
+    pub tolerance: f64,
+}
+
+impl Ratio {
+    fn from_file(file: RatioFile) -> Result<Self> {
+        if !(file.expect.is_finite() && file.expect > 0.0) {
+            return Err(error(format!(
+                "ratio expect must be above 0, not {}",
+                file.expect
+            )));
+        }
+        if !(file.tolerance > 0.0 && file.tolerance <= 1.0) {
+            return Err(error(format!(
+                "ratio tolerance must be above 0 and at most 1, not {}",
+                file.tolerance
+            )));
+        }
+        Ok(Self {
+            numerator: NumberPattern::parse(&file.numerator)?,
+            denominator: file
+                .denominator
+                .as_deref()
+                .map(NumberPattern::parse)
+                .transpose()?,
+            expect: file.expect,
+            tolerance: file.tolerance,
+        })
+    }
+
+    /// What the check is about, for messages.
+    pub fn describe(&self) -> String {
+        match &self.denominator {
+            Some(d) => format!("ratio '{}' / '{d}'", self.numerator),
+            None => format!("value '{}'", self.numerator),
+        }
+    }
+
+    /// Checks `output`: the value found, or why the check fails.
+    pub fn check(&self, output: &str) -> std::result::Result<f64, String> {
+        let find = |p: &NumberPattern| {
+            p.find(output)
+                .ok_or_else(|| format!("'{p}' did not appear in the output"))
+        };
+        let top = find(&self.numerator)?;
+        let value = match &self.denominator {
+            None => top,
+            Some(d) => {
+                let bottom = find(d)?;
+                if bottom == 0.0 {
+                    return Err(format!("'{d}' is 0"));
+                }
+                top / bottom
+            }
+        };
+        if (value / self.expect - 1.0).abs() <= self.tolerance {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{} is {value:.3}, expected {} \u{b1} {} %",
+                self.describe(),
+                self.expect,
+                self.tolerance * 100.0
+            ))
+        }
+    }
+}
+
 /// The file as written; [`Scenario::parse`] checks it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +322,7 @@ struct File {
     #[serde(default)]
     bundle: BundleKind,
     auto: Option<Vec<String>>,
+    props: Option<Vec<String>>,
     timeout_secs: Option<u64>,
     #[serde(default)]
     exit: ExpectedExit,
@@ -152,10 +332,12 @@ struct File {
     forbid: Vec<String>,
     #[serde(default)]
     step: Vec<Step>,
+    #[serde(default)]
+    ratio: Vec<RatioFile>,
 }
 
 /// A checked scenario.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     /// The file stem.
     pub name: String,
@@ -173,6 +355,8 @@ pub struct Scenario {
     pub bundle: BundleKind,
     /// The configs the bundle's `auto/` holds instead of the default set.
     pub auto: Option<Vec<String>>,
+    /// Properties of the suite to run, one domain each (`props.rs`).
+    pub props: Option<Vec<String>>,
     /// Hard limit for the whole run, in seconds.
     pub timeout_secs: u64,
     /// The required exit.
@@ -183,6 +367,8 @@ pub struct Scenario {
     pub forbid: Vec<String>,
     /// Interactive steps after `expect`.
     pub steps: Vec<Step>,
+    /// Numbers in the output to check once the run is over.
+    pub ratios: Vec<Ratio>,
 }
 
 fn check_timeout(what: &str, secs: u64) -> Result<u64> {
@@ -251,6 +437,12 @@ impl Scenario {
             }
             check_auto(auto)?;
         }
+        if let Some(props) = &file.props {
+            if file.auto.is_some() || file.bundle == BundleKind::None {
+                return Err(error("props cannot go with auto or bundle = \"none\""));
+            }
+            crate::props::select(props)?;
+        }
         for (index, step) in file.step.iter().enumerate() {
             let number = index + 1;
             match (&step.expect, &step.send) {
@@ -266,6 +458,12 @@ impl Scenario {
                 check_timeout(&format!("step {number} timeout_secs"), secs)?;
             }
         }
+        let ratios = file
+            .ratio
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| Ratio::from_file(r).with_context(|| format!("ratio {}", index + 1)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             name: name.to_string(),
             description: file.description,
@@ -275,11 +473,13 @@ impl Scenario {
             image: file.image,
             bundle: file.bundle,
             auto: file.auto,
+            props: file.props,
             timeout_secs,
             exit: file.exit,
             expect: file.expect,
             forbid: file.forbid,
             steps: file.step,
+            ratios,
         })
     }
 
@@ -439,6 +639,77 @@ mod tests {
         assert!(rejected("\"hello.cfg\"").contains("auto"));
         assert!(rejected("[\"hello.cfg\"]\nbundle = \"none\"").contains("auto needs a bundle"));
         Ok(())
+    }
+
+    #[test]
+    fn number_patterns() -> Result<()> {
+        let p = NumberPattern::parse("rate {} iterations/s")?;
+        assert_eq!(p.to_string(), "rate {} iterations/s");
+        assert_eq!(p.find("x rate 12 iterations/s"), Some(12.0));
+        assert_eq!(p.find("rate -3.25 iterations/s"), Some(-3.25));
+        // The first place where the whole pattern matches.
+        assert_eq!(
+            p.find("rate ? iterations/s\nrate 7 it\nrate 8 iterations/s"),
+            Some(8.0)
+        );
+        assert_eq!(p.find("rate 12. iterations/s"), None);
+        assert_eq!(p.find("rate iterations/s"), None);
+        let tail = NumberPattern::parse("share {}")?;
+        assert_eq!(tail.find("share 33.3 % of a CPU"), Some(33.3));
+        let head = NumberPattern::parse("{} ms")?;
+        assert_eq!(head.find("took 15 ms"), Some(15.0));
+        assert_eq!(number_len("-"), 0);
+        assert_eq!(number_len("1.5.6"), 3);
+        for bad in ["no hole", "{} and {}", "{}"] {
+            assert!(NumberPattern::parse(bad).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ratios_parse_and_check() -> Result<()> {
+        let text = r#"
+            description = "d"
+            [[ratio]]
+            numerator = "a={}"
+            denominator = "b={}"
+            expect = 2.0
+            tolerance = 0.05
+            [[ratio]]
+            numerator = "share {} %"
+            expect = 25
+            tolerance = 0.2
+        "#;
+        let s = Scenario::parse("x", text)?;
+        assert_eq!(s.ratios.len(), 2);
+        let (pair, single) = (&s.ratios[0], &s.ratios[1]);
+        assert_eq!(pair.check("a=205 b=100\n"), Ok(2.05));
+        let err = pair.check("a=215 b=100").err().unwrap_or_default();
+        assert!(
+            err.starts_with("ratio 'a={}' / 'b={}' is 2.150, expected 2 \u{b1} 5 %"),
+            "{err}"
+        );
+        assert_eq!(pair.check("a=1 b=0").err().unwrap_or_default(), "'b={}' is 0");
+        assert_eq!(
+            pair.check("a=1").err().unwrap_or_default(),
+            "'b={}' did not appear in the output"
+        );
+        assert_eq!(single.check("share 21.5 % of a CPU"), Ok(21.5));
+        assert!(single.check("share 31 %").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_ratios_are_rejected() {
+        let with = |body: &str| rejected(&format!("description = \"d\"\n[[ratio]]\n{body}"));
+        assert!(
+            with("numerator = \"a {}\"\nexpect = 0.0\ntolerance = 0.1").contains("expect must be above 0")
+        );
+        assert!(with("numerator = \"a {}\"\nexpect = 1.0\ntolerance = 0.0").contains("tolerance"));
+        assert!(with("numerator = \"a {}\"\nexpect = 1.0\ntolerance = 2.0").contains("tolerance"));
+        assert!(with("numerator = \"a\"\nexpect = 1.0\ntolerance = 0.1").contains("ratio 1"));
+        assert!(with("numerator = \"a {}\"\nexpect = 1.0").contains("tolerance"));
+        assert!(with("numerator = \"a {}\"\nexpect = 1.0\ntolerance = 0.1\nslack = 1").contains("slack"));
     }
 
     #[test]

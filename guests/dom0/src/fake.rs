@@ -1,15 +1,19 @@
-//! A fake hypervisor for the host tests of `toolstack.rs`, `foreign.rs` and
-//! `watch.rs`: domains with frames kept in memory, dom0's scratch mappings,
-//! a free-frame count that shows leaks, and failures injected on demand.
-//! Also the bundles and guest images the tests feed it.
+//! A fake hypervisor for the host tests of `toolstack.rs`, `foreign.rs`,
+//! `watch.rs`, `xm/` and `shell/`: domains with frames kept in memory,
+//! dom0's scratch mappings, a free-frame count that shows leaks, console
+//! and log streams, scheduler and vCPU records, and failures injected on
+//! demand. The ABI 1.1 calls check their arguments as the hypervisor does
+//! (`hypervisor/src/hypercall/domctl.rs`). Also the bundles and guest images
+//! the tests feed it.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use dom0_abi::{
-    DOMID_SELF, DomId, DomainConfig, DomainInfo, MMU_MAP, MMU_MAP_SHARED_INFO, MMU_UNMAP, MMU_WRITE, MmuOp,
-    NOTE_NAME, NOTE_TYPE_ABI_VERSION, Status, VcpuContext, domstate, field_str,
+    DOMID_SELF, DOMINFO_PRIVILEGED, DomId, DomainConfig, DomainInfo, MMU_MAP, MMU_MAP_SHARED_INFO, MMU_UNMAP,
+    MMU_WRITE, MmuOp, NOTE_NAME, NOTE_TYPE_ABI_VERSION, Physinfo, SCHED_WEIGHT_DEFAULT, SCHED_WEIGHT_MAX,
+    SchedParams, ShutdownReason, Status, VcpuContext, VcpuRecord, domstate, field_str, name_field,
 };
 
 use crate::hv::Hv;
@@ -29,7 +33,14 @@ pub enum Fail {
     Unpause(Status),
     /// `domctl_getinfo`.
     Getinfo(Status),
+    /// `domctl_sched_set`.
+    SchedSet(Status),
+    /// Every ABI 1.1 call answers this (a 1.0 hypervisor: `ENOSYS`).
+    Abi11(Status),
 }
+
+/// Bytes a fake console or log ring keeps, as the hypervisor's rings do.
+pub const RING_BYTES: u64 = 16 * 1024;
 
 /// One fake domain.
 pub struct FakeDomain {
@@ -47,9 +58,50 @@ pub struct FakeDomain {
     pub state: u32,
     /// `ShutdownReason` as a number.
     pub shutdown_reason: u32,
+    /// dom0.
+    pub privileged: bool,
+    /// CPU time used.
+    pub cpu_time_ns: u64,
+    /// Scheduler parameters.
+    pub sched: SchedParams,
+    /// vCPUs that may be up (`domctl_set_vcpus`).
+    pub online_vcpus: u32,
+    /// Affinity mask per vCPU.
+    pub affinity: [u64; 8],
+    /// Everything written to its console.
+    pub console: Vec<u8>,
+    /// The last shutdown asked for.
+    pub shutdown_request: Option<ShutdownReason>,
+    /// The last balloon target, in pages.
+    pub mem_target: Option<u64>,
 }
 
 impl FakeDomain {
+    /// A new, paused, empty domain.
+    pub fn new(config: DomainConfig) -> Self {
+        FakeDomain {
+            config,
+            frames: BTreeMap::new(),
+            mappings: Vec::new(),
+            context: None,
+            running: false,
+            state: domstate::PAUSED,
+            shutdown_reason: 0,
+            privileged: false,
+            cpu_time_ns: 0,
+            sched: SchedParams {
+                weight: SCHED_WEIGHT_DEFAULT,
+                cap: 0,
+                reserved: 0,
+            },
+            online_vcpus: config.vcpus,
+            affinity: [u64::MAX; 8],
+            console: Vec::new(),
+            shutdown_request: None,
+            mem_target: None,
+        }
+    }
+
     /// The contents of frame `gfn`.
     pub fn frame(&self, gfn: u64) -> Box<[u8; 4096]> {
         self.frames
@@ -77,6 +129,14 @@ pub struct FakeHv {
     pub fail: Vec<Fail>,
     /// Domains destroyed, in order.
     pub destroyed: Vec<DomId>,
+    /// Frames the machine has.
+    pub total_pages: u64,
+    /// CPUs the machine has.
+    pub nr_cpus: u32,
+    /// The hypervisor's log.
+    pub log: Vec<u8>,
+    /// Guests act on `domctl_shutdown` at once (else they ignore it).
+    pub cooperative: bool,
 }
 
 impl FakeHv {
@@ -91,7 +151,43 @@ impl FakeHv {
             self_batches: 0,
             fail: Vec::new(),
             destroyed: Vec::new(),
+            total_pages: free_pages + 8192,
+            nr_cpus: 1,
+            log: Vec::new(),
+            cooperative: true,
         }
+    }
+
+    /// [`FakeHv::new`] with a dom0 ("Domain-0", 32 MiB, running, 1.5 s of
+    /// CPU time), as the `xm` tests see the machine.
+    pub fn with_dom0(free_pages: u64) -> Self {
+        let mut hv = FakeHv::new(free_pages);
+        let config = DomainConfig {
+            max_pages: 8192,
+            initial_pages: 8192,
+            vcpus: 1,
+            flags: 0,
+            name: name_field("Domain-0"),
+            reserved: 0,
+        };
+        let mut dom0 = FakeDomain::new(config);
+        dom0.privileged = true;
+        dom0.running = true;
+        dom0.state = domstate::RUNNING;
+        dom0.cpu_time_ns = 1_500_000_000;
+        hv.domains.insert(0, dom0);
+        hv.log
+            .extend_from_slice(b"Oxen 0.1.0 hypervisor\n(XEN) boot log line\n");
+        hv
+    }
+
+    /// Domain `domid` writes `bytes` to its console.
+    pub fn console_write(&mut self, domid: DomId, bytes: &[u8]) {
+        self.domains
+            .get_mut(&domid)
+            .expect("the test names a live domain")
+            .console
+            .extend_from_slice(bytes);
     }
 
     /// Domain `domid`, which must exist.
@@ -116,6 +212,27 @@ impl FakeHv {
             .get_mut(&domid)
             .expect("the test names a live domain");
         d.state = domstate::CRASHED;
+    }
+
+    /// Fail with the injected `Abi11` status, if any (kept for every call).
+    fn abi11(&self) -> Result<(), Status> {
+        match self.fail.iter().find_map(|f| match f {
+            Fail::Abi11(s) => Some(*s),
+            _ => None,
+        }) {
+            Some(s) => Err(s),
+            None => Ok(()),
+        }
+    }
+
+    /// A domU the toolstack may act on (the hypervisor's `managed`).
+    fn managed(&mut self, domid: DomId) -> Result<&mut FakeDomain, Status> {
+        self.abi11()?;
+        let d = self.domains.get_mut(&domid).ok_or(Status::ESRCH)?;
+        if d.privileged {
+            return Err(Status::EPERM);
+        }
+        Ok(d)
     }
 
     /// Take the first injected failure `pick` accepts.
@@ -163,16 +280,7 @@ impl Hv for FakeHv {
         let domid = self.next_domid;
         self.next_domid += 1;
         self.created += 1;
-        let domain = FakeDomain {
-            config: *config,
-            frames: BTreeMap::new(),
-            mappings: Vec::new(),
-            context: None,
-            running: false,
-            state: domstate::PAUSED,
-            shutdown_reason: 0,
-        };
-        self.domains.insert(domid, domain);
+        self.domains.insert(domid, FakeDomain::new(*config));
         Ok(domid)
     }
 
@@ -185,6 +293,9 @@ impl Hv for FakeHv {
             self.scratch.values().all(|&(d, _, _)| d != domid),
             "dom0 still maps frames of domain {domid} when it destroys it"
         );
+        if self.domains.get(&domid).is_some_and(|d| d.privileged) {
+            return Err(Status::EINVAL);
+        }
         let d = self.domains.remove(&domid).ok_or(Status::ESRCH)?;
         self.free_pages += d.config.initial_pages;
         self.destroyed.push(domid);
@@ -197,8 +308,27 @@ impl Hv for FakeHv {
             _ => None,
         })?;
         let d = self.domains.get_mut(&domid).ok_or(Status::ESRCH)?;
+        if d.privileged {
+            return Err(Status::EPERM);
+        }
+        if d.state & (domstate::SHUTDOWN | domstate::CRASHED) != 0 || d.context.is_none() {
+            return Err(Status::EINVAL);
+        }
         d.running = true;
         d.state = domstate::RUNNING;
+        Ok(())
+    }
+
+    fn domctl_pause(&mut self, domid: DomId) -> Result<(), Status> {
+        let d = self.domains.get_mut(&domid).ok_or(Status::ESRCH)?;
+        if d.privileged {
+            return Err(Status::EPERM);
+        }
+        if d.state & (domstate::SHUTDOWN | domstate::CRASHED) != 0 {
+            return Err(Status::EINVAL);
+        }
+        d.running = false;
+        d.state = domstate::PAUSED;
         Ok(())
     }
 
@@ -212,13 +342,13 @@ impl Hv for FakeHv {
             domid: id,
             pad0: 0,
             state: d.state,
-            flags: 0,
+            flags: if d.privileged { DOMINFO_PRIVILEGED } else { 0 },
             vcpus: d.config.vcpus,
             shutdown_reason: d.shutdown_reason,
             pad1: 0,
             tot_pages: d.config.initial_pages,
             max_pages: d.config.max_pages,
-            cpu_time_ns: 0,
+            cpu_time_ns: d.cpu_time_ns,
             name: d.config.name,
             overhead_pages: 0,
             reserved: 0,
@@ -302,6 +432,149 @@ impl Hv for FakeHv {
         frame[offset..end].copy_from_slice(bytes);
         Ok(())
     }
+    fn domctl_shutdown(&mut self, domid: DomId, reason: ShutdownReason) -> Result<(), Status> {
+        let cooperative = self.cooperative;
+        let d = self.managed(domid)?;
+        if d.state & (domstate::SHUTDOWN | domstate::CRASHED) != 0 {
+            return Err(Status::EINVAL);
+        }
+        d.shutdown_request = Some(reason);
+        if cooperative && d.running {
+            d.state = domstate::SHUTDOWN;
+            d.shutdown_reason = reason as u32;
+            d.running = false;
+        }
+        Ok(())
+    }
+
+    fn domctl_set_max_mem(&mut self, domid: DomId, max_pages: u64) -> Result<(), Status> {
+        let total = self.total_pages;
+        let d = self.managed(domid)?;
+        if max_pages < d.config.initial_pages || max_pages > total {
+            return Err(Status::EINVAL);
+        }
+        d.config.max_pages = max_pages;
+        Ok(())
+    }
+
+    fn domctl_set_vcpus(&mut self, domid: DomId, online: u32) -> Result<(), Status> {
+        let d = self.managed(domid)?;
+        if online == 0 || online > d.config.vcpus {
+            return Err(Status::EINVAL);
+        }
+        d.online_vcpus = online;
+        Ok(())
+    }
+
+    fn domctl_sched_get(&mut self, domid: DomId) -> Result<SchedParams, Status> {
+        self.abi11()?;
+        Ok(self.domains.get(&domid).ok_or(Status::ESRCH)?.sched)
+    }
+
+    fn domctl_sched_set(&mut self, domid: DomId, params: &SchedParams) -> Result<(), Status> {
+        self.abi11()?;
+        self.take(|f| match f {
+            Fail::SchedSet(s) => Some(s),
+            _ => None,
+        })?;
+        if params.reserved != 0 || params.weight == 0 || params.weight > SCHED_WEIGHT_MAX || params.cap > 100
+        {
+            return Err(Status::EINVAL);
+        }
+        self.domains.get_mut(&domid).ok_or(Status::ESRCH)?.sched = *params;
+        Ok(())
+    }
+
+    fn domctl_console_read(
+        &mut self,
+        domid: DomId,
+        from: u64,
+        buf: &mut [u8],
+    ) -> Result<(usize, u64), Status> {
+        self.abi11()?;
+        let d = self.domains.get(&domid).ok_or(Status::ESRCH)?;
+        Ok(ring_read(&d.console, from, buf))
+    }
+
+    fn sysctl_dmesg(&mut self, from: u64, buf: &mut [u8]) -> Result<(usize, u64), Status> {
+        self.abi11()?;
+        Ok(ring_read(&self.log, from, buf))
+    }
+
+    fn domctl_vcpu_pin(&mut self, domid: DomId, vcpu: u32, mask: u64) -> Result<(), Status> {
+        self.abi11()?;
+        let cpus = (1u64 << self.nr_cpus) - 1;
+        if mask & cpus == 0 {
+            return Err(Status::EINVAL);
+        }
+        let d = self.domains.get_mut(&domid).ok_or(Status::ESRCH)?;
+        if vcpu >= d.config.vcpus {
+            return Err(Status::EINVAL);
+        }
+        let slot = d
+            .affinity
+            .get_mut(usize::try_from(vcpu).map_err(|_| Status::EINVAL)?)
+            .ok_or(Status::EINVAL)?;
+        *slot = mask;
+        Ok(())
+    }
+
+    fn domctl_vcpu_info(&mut self, domid: DomId, vcpu: u32) -> Result<VcpuRecord, Status> {
+        self.abi11()?;
+        let d = self.domains.get(&domid).ok_or(Status::ESRCH)?;
+        if vcpu >= d.config.vcpus {
+            return Err(Status::EINVAL);
+        }
+        let up = vcpu == 0 && vcpu < d.online_vcpus && d.state & domstate::SHUTDOWN == 0;
+        Ok(VcpuRecord {
+            online: u8::from(up),
+            blocked: u8::from(up && d.running && !d.privileged),
+            running: u8::from(up && d.privileged),
+            pad: 0,
+            cpu: 0,
+            affinity: d.affinity[usize::try_from(vcpu).map_err(|_| Status::EINVAL)?],
+            cpu_time_ns: if vcpu == 0 { d.cpu_time_ns } else { 0 },
+            reserved: 0,
+        })
+    }
+
+    fn domctl_set_target(&mut self, domid: DomId, pages: u64) -> Result<(), Status> {
+        let d = self.managed(domid)?;
+        if pages == 0 || pages > d.config.max_pages {
+            return Err(Status::EINVAL);
+        }
+        d.mem_target = Some(pages);
+        Ok(())
+    }
+
+    fn sysctl_physinfo(&mut self) -> Result<Physinfo, Status> {
+        Ok(Physinfo {
+            nr_cpus: self.nr_cpus,
+            pad0: 0,
+            total_pages: self.total_pages,
+            free_pages: self.free_pages,
+            tsc_khz: 2_000_000,
+            hv_major: 0,
+            hv_minor: 1,
+            hv_patch: 0,
+            pad1: 0,
+            abi_major: dom0_abi::ABI_VERSION_MAJOR,
+            abi_minor: dom0_abi::ABI_VERSION_MINOR,
+            nr_domains: u32::try_from(self.domains.len()).unwrap_or(u32::MAX),
+            reserved: [0; 2],
+        })
+    }
+}
+
+/// Read a fake stream as the hypervisor's rings do: only the last
+/// [`RING_BYTES`] are kept; an older `from` starts at the oldest byte kept.
+fn ring_read(stream: &[u8], from: u64, buf: &mut [u8]) -> (usize, u64) {
+    let total = u64::try_from(stream.len()).expect("test streams are small");
+    let start = from.max(total.saturating_sub(RING_BYTES)).min(total);
+    let start_at = usize::try_from(start).expect("below the stream length");
+    let n = (stream.len() - start_at).min(buf.len());
+    buf[..n].copy_from_slice(&stream[start_at..start_at + n]);
+    (n, start + u64::try_from(n).expect("buffer lengths fit"))
 }
 
 /// A bundle holding `files`.
@@ -363,4 +636,28 @@ pub fn test_image(text_len: usize, abi: (u16, u16)) -> Vec<u8> {
     elf.resize(TEXT_OFFSET, 0);
     elf.extend((0..text_len).map(|i| u8::try_from(i % 251).expect("below 251") | 1));
     elf
+}
+
+/// A small deterministic random generator for the fuzz tests.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A random byte, biased towards what terminals send: control bytes,
+    /// ESC, `[`, the final bytes of escape sequences, CR, LF, DEL.
+    pub fn byte(&mut self) -> u8 {
+        const INTERESTING: &[u8] = b"\x1b[AOBCDH~3\r\n\x7f\x08\x03\x15\x0c\x1d";
+        match self.next() % 8 {
+            0 => INTERESTING[usize::try_from(self.next() % INTERESTING.len() as u64).unwrap_or(0)],
+            1 => u8::try_from(self.next() % 0x20).unwrap_or(0),
+            _ => u8::try_from(self.next() & 0xff).unwrap_or(0),
+        }
+    }
 }

@@ -1,15 +1,17 @@
 //! Starting a domain from its config (`config.rs`) and the boot bundle, as
 //! `xm create` does: find the kernel in the bundle, check it, create an
-//! empty domain, build it with `oxen_builder` over a [`DomainTarget`]
-//! (`foreign.rs`), give vCPU 0 its registers and unpause it. A failure after
+//! empty domain, give it the config's scheduler parameters, build it with
+//! `oxen_builder` over a [`DomainTarget`] (`foreign.rs`), give vCPU 0 its
+//! registers and unpause it (unless it is to stay paused). A failure after
 //! the domain exists destroys the half-built domain before it is reported.
-//! `watch.rs` takes over once the domain runs.
+//! `watch.rs` takes over once the domain runs. [`find_config`] is where
+//! `xm create NAME` looks for the config file.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use dom0_abi::{DomId, DomainConfig, Status, VcpuContext, name_field};
+use dom0_abi::{DomId, DomainConfig, SchedParams, Status, VcpuContext, name_field};
 use oxen_builder::{BuildError, BuildParams, ElfError, Image, build, pages_needed};
 use oxen_bundle::{Archive, Entry};
 
@@ -31,6 +33,53 @@ pub fn auto_configs<'a>(bundle: &Archive<'a>) -> Vec<Entry<'a>> {
     configs
 }
 
+/// The folder of the bundle that holds the configs `xm create` names.
+pub const CONFIG_DIR: &str = "configs/";
+
+/// The bundle paths `xm create NAME` tries, in order: the name as given,
+/// under `configs/`, then both with `.cfg` appended (so `xm create hello`
+/// finds `configs/hello.cfg`), then under `auto/`.
+pub fn config_candidates(name: &str) -> Vec<String> {
+    let name = name.trim_start_matches('/');
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |path: String| {
+        if !out.contains(&path) {
+            out.push(path);
+        }
+    };
+    push(name.into());
+    push(alloc::format!("{CONFIG_DIR}{name}"));
+    if !name.ends_with(".cfg") {
+        push(alloc::format!("{name}.cfg"));
+        push(alloc::format!("{CONFIG_DIR}{name}.cfg"));
+    }
+    push(alloc::format!("{AUTO_DIR}{name}"));
+    if !name.ends_with(".cfg") {
+        push(alloc::format!("{AUTO_DIR}{name}.cfg"));
+    }
+    out
+}
+
+/// The config file `xm create NAME` means: the first of
+/// [`config_candidates`] that is a file in the bundle; `Err` with every
+/// path tried when none is.
+pub fn find_config<'a>(bundle: &Archive<'a>, name: &str) -> Result<Entry<'a>, Vec<String>> {
+    let candidates = config_candidates(name);
+    candidates
+        .iter()
+        .find_map(|path| bundle.find(path).filter(Entry::is_file))
+        .ok_or(candidates)
+}
+
+/// Whether a new domain runs at once or stays paused (`xm create -p`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Unpause it once built.
+    Running,
+    /// Leave it paused; `xm unpause` lets it run.
+    Paused,
+}
+
 /// Create, build and start the domain `config` describes, with its kernel
 /// from `bundle`; `tsc_khz` goes into its `StartInfo`. Returns the new
 /// domain's ID. On failure no domain is left behind (unless destroying the
@@ -40,6 +89,17 @@ pub fn start_domain<H: Hv>(
     bundle: &Archive<'_>,
     config: &Config,
     tsc_khz: u64,
+) -> Result<DomId, StartError> {
+    create_domain(hv, bundle, config, tsc_khz, Start::Running)
+}
+
+/// [`start_domain`], leaving the domain paused when `start` says so.
+pub fn create_domain<H: Hv>(
+    hv: &mut H,
+    bundle: &Archive<'_>,
+    config: &Config,
+    tsc_khz: u64,
+    start: Start,
 ) -> Result<DomId, StartError> {
     let fail = |cause| StartError {
         cause,
@@ -88,7 +148,7 @@ pub fn start_domain<H: Hv>(
         })
     })?;
 
-    build_and_run(hv, domid, entry.data, config, tsc_khz).map_err(|cause| StartError {
+    build_and_run(hv, domid, entry.data, config, tsc_khz, start).map_err(|cause| StartError {
         cause,
         domid: Some(domid),
         cleanup: hv.domctl_destroy(domid).err(),
@@ -103,7 +163,12 @@ fn build_and_run<H: Hv>(
     image: &[u8],
     config: &Config,
     tsc_khz: u64,
+    start: Start,
 ) -> Result<(), Cause> {
+    if let Some(params) = config.sched_params() {
+        hv.domctl_sched_set(domid, &params)
+            .map_err(|status| Cause::Sched { params, status })?;
+    }
     let params = BuildParams {
         image,
         domid,
@@ -130,7 +195,10 @@ fn build_and_run<H: Hv>(
     };
     hv.domctl_set_vcpu_context(domid, &context)
         .map_err(Cause::SetContext)?;
-    hv.domctl_unpause(domid).map_err(Cause::Unpause)
+    match start {
+        Start::Running => hv.domctl_unpause(domid).map_err(Cause::Unpause),
+        Start::Paused => Ok(()),
+    }
 }
 
 /// Why a domain could not be started.
@@ -147,6 +215,11 @@ pub struct StartError {
 /// What went wrong while starting a domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cause {
+    /// dom0 has no boot bundle at all.
+    NoBundle {
+        /// The path.
+        kernel: String,
+    },
     /// `kernel` names no file in the bundle.
     KernelMissing {
         /// The path.
@@ -177,6 +250,13 @@ pub enum Cause {
         /// What the hypervisor said.
         status: Status,
     },
+    /// `domctl_sched_set` with the config's `cpu_weight` / `cpu_cap` failed.
+    Sched {
+        /// What was asked for.
+        params: SchedParams,
+        /// What the hypervisor said.
+        status: Status,
+    },
     /// The builder refused the image or its target failed.
     Build(BuildError<TargetError>),
     /// Unmapping dom0's foreign mappings after the build failed.
@@ -190,6 +270,9 @@ pub enum Cause {
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Cause::NoBundle { kernel } => {
+                write!(f, "dom0 has no boot bundle to take kernel '{kernel}' from")
+            }
             Cause::KernelMissing { kernel } => write!(f, "kernel '{kernel}' is not in the boot bundle"),
             Cause::BadImage { kernel, error } => {
                 write!(f, "kernel '{kernel}' is not a usable image: {error}")
@@ -219,10 +302,28 @@ impl fmt::Display for Cause {
                 Status::ENOMEM
             ),
             Cause::Create { status, .. } => write!(f, "the hypervisor refused to create it: {status}"),
+            Cause::Sched { params, status } => write!(
+                f,
+                "setting its scheduler parameters (cpu_weight = {}, cpu_cap = {}) failed: {status}",
+                params.weight, params.cap
+            ),
             Cause::Build(e) => write!(f, "{e}"),
             Cause::Unmap(e) => write!(f, "{e}"),
             Cause::SetContext(status) => write!(f, "setting its initial vCPU registers failed: {status}"),
             Cause::Unpause(status) => write!(f, "unpausing it failed: {status}"),
+        }
+    }
+}
+
+impl StartError {
+    /// The error of starting `config` when dom0 has no boot bundle.
+    pub fn no_bundle(config: &Config) -> StartError {
+        StartError {
+            cause: Cause::NoBundle {
+                kernel: config.kernel.clone(),
+            },
+            domid: None,
+            cleanup: None,
         }
     }
 }

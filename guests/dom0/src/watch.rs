@@ -1,26 +1,81 @@
 //! Following the domains dom0 started (`toolstack.rs`) until they stop: each
 //! time dom0 wakes, [`Watch::poll`] asks the hypervisor about every domain it
 //! watches, and for one that shut down or crashed applies the config's
-//! `on_poweroff` / `on_reboot` / `on_crash` action and reports [`Event`]s,
-//! whose `Display` is the console line. [`MemoryCheck`] is the line printed
-//! once every domain has gone: whether all their memory came back.
+//! `on_poweroff` / `on_reboot` / `on_crash` action (`destroy`, `preserve`,
+//! or `restart`: destroy it and start it again from the same config, as
+//! xend did, refusing a second restart within [`MIN_RESTART_NS`]) and
+//! reports [`Event`]s, whose `Display` is the console line. The owner of the
+//! watch supplies a [`Reaper`]: how to start a domain again, dom0's clock,
+//! and a last look at a stopped domain before it is destroyed (the `xm
+//! console` of it reads its last output there). [`MemoryCheck`] is the line
+//! printed once every domain has gone: whether all their memory came back.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
 use dom0_abi::{DomId, ShutdownReason, Status, domstate};
+use oxen_bundle::Archive;
 
 use crate::config::{Action, Config};
 use crate::hv::Hv;
+use crate::toolstack::{StartError, start_domain};
+
+/// A domain that restarts sooner than this after its last restart is not
+/// restarted again (xend's `MINIMUM_RESTART_TIME`, 10 s): a guest that
+/// stops at once would otherwise loop forever.
+pub const MIN_RESTART_NS: u64 = 10_000_000_000;
 
 /// A domain dom0 started and watches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Domain {
     /// Its ID.
     pub domid: DomId,
-    /// The config it was started from.
+    /// The config it was started from (with the `xm create` overrides).
     pub config: Config,
+    /// dom0's clock when it was started, in nanoseconds.
+    pub started_ns: u64,
+    /// dom0's clock at its last restart (`on_* = restart`), if any.
+    pub restarted_ns: Option<u64>,
+}
+
+/// What [`Watch::poll`] needs from the owner of the watch.
+pub trait Reaper<H: Hv> {
+    /// dom0's clock now, in nanoseconds.
+    fn now_ns(&self) -> u64;
+
+    /// `domid` stopped and is about to be destroyed (or restarted): the
+    /// last chance to read what it wrote to its console.
+    fn stopping(&mut self, hv: &mut H, domid: DomId);
+
+    /// Start a new domain from `config` (`on_* = restart`).
+    fn restart(&mut self, hv: &mut H, config: &Config) -> Result<DomId, StartError>;
+}
+
+/// The plain [`Reaper`]: restarts domains from the boot bundle and has no
+/// console to drain.
+pub struct BundleReaper<'a> {
+    /// Where kernels come from; `None`: restarting fails.
+    pub bundle: Option<Archive<'a>>,
+    /// The TSC frequency for new domains' `StartInfo`.
+    pub tsc_khz: u64,
+    /// dom0's clock now.
+    pub now_ns: u64,
+}
+
+impl<H: Hv> Reaper<H> for BundleReaper<'_> {
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn stopping(&mut self, _hv: &mut H, _domid: DomId) {}
+
+    fn restart(&mut self, hv: &mut H, config: &Config) -> Result<DomId, StartError> {
+        match &self.bundle {
+            Some(bundle) => start_domain(hv, bundle, config, self.tsc_khz),
+            None => Err(StartError::no_bundle(config)),
+        }
+    }
 }
 
 /// How a domain stopped.
@@ -65,6 +120,36 @@ pub enum Event {
         name: String,
         /// How.
         stop: Stop,
+    },
+    /// The domain was destroyed and started again from its config.
+    Restarted {
+        /// Its old ID.
+        domid: DomId,
+        /// Its name.
+        name: String,
+        /// `on_poweroff`, `on_reboot` or `on_crash`.
+        key: &'static str,
+        /// The new domain's ID.
+        new_domid: DomId,
+    },
+    /// Starting the domain again failed.
+    RestartFailed {
+        /// Its old ID.
+        domid: DomId,
+        /// Its name.
+        name: String,
+        /// Why.
+        error: String,
+    },
+    /// The domain stopped again too soon after its last restart; it is not
+    /// restarted.
+    RestartTooFast {
+        /// Its ID.
+        domid: DomId,
+        /// Its name.
+        name: String,
+        /// Tenths of a second since the last restart.
+        tenths: u64,
     },
     /// The action asked for is not implemented yet; the domain is destroyed instead.
     NotYet {
@@ -124,10 +209,29 @@ impl fmt::Display for Event {
                     Stop::UnknownReason(reason) => write!(f, "shut down with unknown reason {reason}"),
                 }
             }
+            Event::Restarted {
+                domid,
+                name,
+                key,
+                new_domid,
+            } => write!(
+                f,
+                "dom0: domain {domid} ('{name}'): {key} = restart; started again as domain {new_domid}"
+            ),
+            Event::RestartFailed { domid, name, error } => {
+                write!(f, "Error: cannot restart domain {domid} ('{name}'): {error}")
+            }
+            Event::RestartTooFast { domid, name, tenths } => write!(
+                f,
+                "dom0: domain {domid} ('{name}') is restarting too fast ({}.{} s since its last restart); \
+                 refusing to restart it to avoid a loop",
+                tenths / 10,
+                tenths % 10
+            ),
             Event::NotYet { domid, key, action } => {
                 let missing = match action {
-                    Action::CoredumpDestroy => "core dumps are not written yet",
-                    _ => "dom0 cannot restart domains yet",
+                    Action::CoredumpDestroy | Action::CoredumpRestart => "core dumps are not written yet",
+                    _ => "dom0 cannot rename domains yet",
                 };
                 write!(
                     f,
@@ -170,9 +274,32 @@ impl Watch {
         Watch::default()
     }
 
-    /// Watch `domid`, started from `config`.
-    pub fn add(&mut self, domid: DomId, config: Config) {
-        self.running.push(Domain { domid, config });
+    /// Watch `domid`, started from `config` at `started_ns` on dom0's clock.
+    pub fn add(&mut self, domid: DomId, config: Config, started_ns: u64) {
+        self.running.push(Domain {
+            domid,
+            config,
+            started_ns,
+            restarted_ns: None,
+        });
+    }
+
+    /// The watched domain `domid` (running or preserved).
+    pub fn find(&self, domid: DomId) -> Option<&Domain> {
+        self.running
+            .iter()
+            .chain(&self.preserved)
+            .find(|d| d.domid == domid)
+    }
+
+    /// Stop watching `domid` (`xm destroy` destroyed it): its record.
+    pub fn forget(&mut self, domid: DomId) -> Option<Domain> {
+        for list in [&mut self.running, &mut self.preserved] {
+            if let Some(i) = list.iter().position(|d| d.domid == domid) {
+                return Some(list.remove(i));
+            }
+        }
+        None
     }
 
     /// Whether no watched domain is left running.
@@ -192,13 +319,17 @@ impl Watch {
 
     /// Ask the hypervisor about every running domain and deal with those
     /// that stopped; returns what happened, in order.
-    pub fn poll<H: Hv>(&mut self, hv: &mut H) -> Vec<Event> {
+    pub fn poll<H: Hv, R: Reaper<H>>(&mut self, hv: &mut H, reaper: &mut R) -> Vec<Event> {
         let mut events = Vec::new();
         let mut still = Vec::with_capacity(self.running.len());
         for d in core::mem::take(&mut self.running) {
             match stopped(hv, d.domid) {
                 Ok(None) => still.push(d),
-                Ok(Some(stop)) => self.reap(hv, d, stop, &mut events),
+                Ok(Some(stop)) => {
+                    if let Some(again) = self.reap(hv, reaper, d, stop, &mut events) {
+                        still.push(again);
+                    }
+                }
                 Err(Status::ESRCH) => events.push(Event::Vanished {
                     domid: d.domid,
                     name: d.config.name,
@@ -216,39 +347,86 @@ impl Watch {
         events
     }
 
-    /// Apply the config's action to `d`, which stopped.
-    fn reap<H: Hv>(&mut self, hv: &mut H, d: Domain, stop: Stop, events: &mut Vec<Event>) {
+    /// Apply the config's action to `d`, which stopped; the domain to
+    /// watch from now on when it was restarted.
+    fn reap<H: Hv, R: Reaper<H>>(
+        &mut self,
+        hv: &mut H,
+        reaper: &mut R,
+        d: Domain,
+        stop: Stop,
+        events: &mut Vec<Event>,
+    ) -> Option<Domain> {
         events.push(Event::Stopped {
             domid: d.domid,
             name: d.config.name.clone(),
             stop,
         });
+        reaper.stopping(hv, d.domid);
         let key = stop.key();
+        let now = reaper.now_ns();
+        let mut restart = false;
         match stop.action(&d.config) {
             Action::Preserve => {
                 events.push(Event::Preserved { domid: d.domid, key });
                 self.preserved.push(d);
-                return;
+                return None;
             }
             Action::Destroy => {}
-            // Restarting is the `xm` toolstack's job (a later issue).
-            action @ (Action::Restart
-            | Action::RenameRestart
-            | Action::CoredumpDestroy
-            | Action::CoredumpRestart) => events.push(Event::NotYet {
-                domid: d.domid,
-                key,
-                action,
-            }),
+            Action::Restart => match d.restarted_ns {
+                Some(last) if now.saturating_sub(last) < MIN_RESTART_NS => {
+                    events.push(Event::RestartTooFast {
+                        domid: d.domid,
+                        name: d.config.name.clone(),
+                        tenths: now.saturating_sub(last) / 100_000_000,
+                    });
+                }
+                _ => restart = true,
+            },
+            action @ (Action::RenameRestart | Action::CoredumpDestroy | Action::CoredumpRestart) => {
+                events.push(Event::NotYet {
+                    domid: d.domid,
+                    key,
+                    action,
+                });
+            }
         }
-        events.push(match hv.domctl_destroy(d.domid) {
-            Ok(()) => Event::Destroyed { domid: d.domid },
-            Err(status) => Event::DestroyFailed {
+        if let Err(status) = hv.domctl_destroy(d.domid) {
+            events.push(Event::DestroyFailed {
                 domid: d.domid,
                 name: d.config.name,
                 status,
-            },
-        });
+            });
+            return None;
+        }
+        events.push(Event::Destroyed { domid: d.domid });
+        if !restart {
+            return None;
+        }
+        match reaper.restart(hv, &d.config) {
+            Ok(new_domid) => {
+                events.push(Event::Restarted {
+                    domid: d.domid,
+                    name: d.config.name.clone(),
+                    key,
+                    new_domid,
+                });
+                Some(Domain {
+                    domid: new_domid,
+                    config: d.config,
+                    started_ns: now,
+                    restarted_ns: Some(now),
+                })
+            }
+            Err(e) => {
+                events.push(Event::RestartFailed {
+                    domid: d.domid,
+                    name: d.config.name,
+                    error: e.to_string(),
+                });
+                None
+            }
+        }
     }
 }
 
@@ -335,9 +513,18 @@ mod tests {
             let text = alloc::format!("name = '{name}'\nmemory = 1\nkernel = 'images/g.elf'\n{more}");
             let config = Config::parse("t.cfg", text.as_bytes()).unwrap().config;
             let domid = start_domain(hv, &archive, &config, 1000).unwrap();
-            watch.add(domid, config);
+            watch.add(domid, config, 0);
         }
         watch
+    }
+
+    /// A reaper without a bundle, at time 0.
+    fn no_restart() -> BundleReaper<'static> {
+        BundleReaper {
+            bundle: None,
+            tsc_khz: 1000,
+            now_ns: 0,
+        }
     }
 
     fn lines(events: &[Event]) -> Vec<String> {
@@ -348,7 +535,7 @@ mod tests {
     fn nothing_happens_while_domains_run() {
         let mut hv = FakeHv::new(10_000);
         let mut watch = started(&mut hv, &[("a", ""), ("b", "")]);
-        assert_eq!(watch.poll(&mut hv), []);
+        assert_eq!(watch.poll(&mut hv, &mut no_restart()), []);
         assert_eq!(watch.running().len(), 2);
     }
 
@@ -360,7 +547,7 @@ mod tests {
         hv.shut_down(1, 0);
         hv.crash(3);
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut no_restart())),
             [
                 "dom0: domain 1 ('a') powered off",
                 "dom0: domain 1 destroyed",
@@ -371,7 +558,7 @@ mod tests {
         assert!(!watch.is_empty());
         hv.shut_down(2, 2);
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut no_restart())),
             ["dom0: domain 2 ('b') crashed", "dom0: domain 2 destroyed"]
         );
         assert!(watch.is_empty());
@@ -388,23 +575,114 @@ mod tests {
     }
 
     #[test]
-    fn reboot_with_restart_is_destroyed_with_a_note() {
+    fn restart_starts_the_domain_again_but_not_in_a_loop() {
+        let image = test_image(4096, (1, 0));
+        let bytes = bundle(&[("images/g.elf", &image)]);
+        let archive = Archive::parse(&bytes).unwrap();
+        let mut reaper = BundleReaper {
+            bundle: Some(archive),
+            tsc_khz: 1000,
+            now_ns: 5_000_000_000,
+        };
         let mut hv = FakeHv::new(10_000);
-        let mut watch = started(&mut hv, &[("a", ""), ("b", "on_crash = 'coredump-destroy'")]);
+        let mut watch = started(
+            &mut hv,
+            &[("a", "on_reboot = 'restart'\nmemory = 2\nextra = 'x=1'")],
+        );
         hv.shut_down(1, 1);
-        hv.shut_down(2, 2);
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut reaper)),
             [
                 "dom0: domain 1 ('a') rebooted",
-                "dom0: domain 1: on_reboot = restart, but dom0 cannot restart domains yet; destroying it",
                 "dom0: domain 1 destroyed",
-                "dom0: domain 2 ('b') crashed",
-                "dom0: domain 2: on_crash = coredump-destroy, but core dumps are not written yet; destroying it",
+                "dom0: domain 1 ('a'): on_reboot = restart; started again as domain 2",
+            ]
+        );
+        let again = watch.find(2).unwrap();
+        assert_eq!(
+            (again.started_ns, again.restarted_ns),
+            (5_000_000_000, Some(5_000_000_000))
+        );
+        assert_eq!(again.config.extra, "x=1", "the same config, overrides and all");
+        assert_eq!(hv.domain(2).config.initial_pages, 512);
+        assert_eq!(hv.free_pages, 10_000 - 512, "the old domain's memory came back");
+
+        // Rebooting again 3.2 s later is a loop: destroyed, not restarted.
+        reaper.now_ns += 3_200_000_000;
+        hv.shut_down(2, 1);
+        assert_eq!(
+            lines(&watch.poll(&mut hv, &mut reaper)),
+            [
+                "dom0: domain 2 ('a') rebooted",
+                "dom0: domain 2 ('a') is restarting too fast (3.2 s since its last restart); \
+                 refusing to restart it to avoid a loop",
                 "dom0: domain 2 destroyed",
             ]
         );
+        assert!(watch.is_empty());
+        assert_eq!(hv.free_pages, 10_000);
+    }
+
+    #[test]
+    fn a_failed_restart_and_unsupported_actions() {
+        let mut hv = FakeHv::new(10_000);
+        let mut watch = started(
+            &mut hv,
+            &[
+                ("a", "on_poweroff = 'restart'"),
+                ("b", "on_crash = 'coredump-destroy'"),
+                ("c", "on_reboot = 'rename-restart'"),
+            ],
+        );
+        hv.shut_down(1, 0);
+        hv.shut_down(2, 2);
+        hv.shut_down(3, 1);
+        assert_eq!(
+            lines(&watch.poll(&mut hv, &mut no_restart())),
+            [
+                "dom0: domain 1 ('a') powered off",
+                "dom0: domain 1 destroyed",
+                "Error: cannot restart domain 1 ('a'): dom0 has no boot bundle to take kernel \
+                 'images/g.elf' from",
+                "dom0: domain 2 ('b') crashed",
+                "dom0: domain 2: on_crash = coredump-destroy, but core dumps are not written yet; destroying it",
+                "dom0: domain 2 destroyed",
+                "dom0: domain 3 ('c') rebooted",
+                "dom0: domain 3: on_reboot = rename-restart, but dom0 cannot rename domains yet; destroying it",
+                "dom0: domain 3 destroyed",
+            ]
+        );
         assert!(hv.domains.is_empty());
+    }
+
+    /// A reaper that records the domains it was shown before destroying.
+    struct Recorder(Vec<(DomId, bool)>);
+
+    impl Reaper<FakeHv> for Recorder {
+        fn now_ns(&self) -> u64 {
+            0
+        }
+
+        fn stopping(&mut self, hv: &mut FakeHv, domid: DomId) {
+            self.0.push((domid, hv.domains.contains_key(&domid)));
+        }
+
+        fn restart(&mut self, _hv: &mut FakeHv, config: &Config) -> Result<DomId, StartError> {
+            Err(StartError::no_bundle(config))
+        }
+    }
+
+    #[test]
+    fn the_reaper_sees_a_stopped_domain_before_it_is_destroyed() {
+        let mut hv = FakeHv::new(10_000);
+        let mut watch = started(&mut hv, &[("a", ""), ("b", "on_crash = 'preserve'")]);
+        hv.shut_down(1, 0);
+        hv.crash(2);
+        let mut recorder = Recorder(Vec::new());
+        watch.poll(&mut hv, &mut recorder);
+        assert_eq!(recorder.0, [(1, true), (2, true)]);
+        assert_eq!(watch.forget(2).map(|d| d.domid), Some(2));
+        assert!(watch.find(2).is_none() && watch.forget(2).is_none());
     }
 
     #[test]
@@ -413,7 +691,7 @@ mod tests {
         let mut watch = started(&mut hv, &[("a", "on_poweroff = 'preserve'")]);
         hv.shut_down(1, 0);
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut no_restart())),
             [
                 "dom0: domain 1 ('a') powered off",
                 "dom0: domain 1 kept as it is (on_poweroff = preserve); it holds its memory until destroyed",
@@ -444,7 +722,7 @@ mod tests {
         hv.shut_down(2, 7);
         hv.fail = vec![Fail::Destroy(Status::EBUSY)];
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut no_restart())),
             [
                 "dom0: domain 1 ('a') has gone (destroyed by someone else)",
                 "dom0: domain 2 ('b') shut down with unknown reason 7",
@@ -453,14 +731,14 @@ mod tests {
         );
         hv.fail = vec![Fail::Getinfo(Status::EINVAL)];
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut no_restart())),
             ["Error: cannot get the state of domain 3: EINVAL (invalid argument)"]
         );
         assert_eq!(watch.running().len(), 1, "asked again next time");
         // The last domain destroyed: getinfo is ESRCH past the last.
         hv.domctl_destroy(3).unwrap();
         assert_eq!(
-            lines(&watch.poll(&mut hv)),
+            lines(&watch.poll(&mut hv, &mut no_restart())),
             ["dom0: domain 3 ('c') has gone (destroyed by someone else)"]
         );
         assert!(watch.is_empty());

@@ -274,29 +274,44 @@ pub fn set_timer(deadline_ns: u64) -> Result<(), Status> {
 pub fn sched_poll(ports: &[u32], timeout_ns: u64) -> Result<bool, Status> {
     // SAFETY: the hypervisor only reads `ports`, a live slice.
     let ret = unsafe {
-        raw(Hypercall::SchedPoll as u64, [ports.as_ptr() as u64, ports.len() as u64, timeout_ns, 0, 0, 0])
+        raw(
+            Hypercall::SchedPoll as u64,
+            [ports.as_ptr() as u64, ports.len() as u64, timeout_ns, 0, 0, 0],
+        )
     };
     Status::from_ret(ret).map(|v| v != 0)
 }
 
 /// A new port that `remote` may bind to ([`DOMID_SELF`](dom0_abi::DOMID_SELF) for a loopback).
 pub fn evtchn_alloc_unbound(remote: DomId) -> Result<u32, Status> {
-    port(call_noptr(Hypercall::EvtchnAllocUnbound, [u64::from(remote), 0, 0, 0, 0, 0]))
+    port(call_noptr(
+        Hypercall::EvtchnAllocUnbound,
+        [u64::from(remote), 0, 0, 0, 0, 0],
+    ))
 }
 
 /// Connect to `remote_port`, which `remote` allocated for us: our port.
 pub fn evtchn_bind_interdomain(remote: DomId, remote_port: u32) -> Result<u32, Status> {
-    port(call_noptr(Hypercall::EvtchnBindInterdomain, [u64::from(remote), u64::from(remote_port), 0, 0, 0, 0]))
+    port(call_noptr(
+        Hypercall::EvtchnBindInterdomain,
+        [u64::from(remote), u64::from(remote_port), 0, 0, 0, 0],
+    ))
 }
 
 /// A port raised for `virq` on vCPU `vcpu`.
 pub fn evtchn_bind_virq(virq: Virq, vcpu: u32) -> Result<u32, Status> {
-    port(call_noptr(Hypercall::EvtchnBindVirq, [virq as u64, u64::from(vcpu), 0, 0, 0, 0]))
+    port(call_noptr(
+        Hypercall::EvtchnBindVirq,
+        [virq as u64, u64::from(vcpu), 0, 0, 0, 0],
+    ))
 }
 
 /// A port that signals our own vCPU `vcpu`.
 pub fn evtchn_bind_ipi(vcpu: u32) -> Result<u32, Status> {
-    port(call_noptr(Hypercall::EvtchnBindIpi, [u64::from(vcpu), 0, 0, 0, 0, 0]))
+    port(call_noptr(
+        Hypercall::EvtchnBindIpi,
+        [u64::from(vcpu), 0, 0, 0, 0, 0],
+    ))
 }
 
 /// Notify the other end of `port`.
@@ -318,7 +333,12 @@ pub fn evtchn_unmask(port: u32) -> Result<(), Status> {
 pub fn evtchn_status(port: u32) -> Result<EvtchnStatus, Status> {
     let mut out = EvtchnStatus::new_zeroed();
     // SAFETY: the hypervisor writes one `EvtchnStatus` into `out`.
-    let ret = unsafe { raw(Hypercall::EvtchnStatus as u64, [u64::from(port), ptr_mut(&mut out), 0, 0, 0, 0]) };
+    let ret = unsafe {
+        raw(
+            Hypercall::EvtchnStatus as u64,
+            [u64::from(port), ptr_mut(&mut out), 0, 0, 0, 0],
+        )
+    };
     Status::from_ret(ret).map(|_| out)
 }
 
@@ -326,7 +346,11 @@ pub fn evtchn_status(port: u32) -> Result<EvtchnStatus, Status> {
 
 /// Ask domain `d` to shut down with `reason`.
 pub fn domctl_shutdown(d: DomId, reason: ShutdownReason) -> Result<(), Status> {
-    call_noptr(Hypercall::DomctlShutdown, [u64::from(d), reason as u64, 0, 0, 0, 0]).map(drop)
+    call_noptr(
+        Hypercall::DomctlShutdown,
+        [u64::from(d), reason as u64, 0, 0, 0, 0],
+    )
+    .map(drop)
 }
 
 /// Set domain `d`'s `max_pages`.
@@ -336,39 +360,72 @@ pub fn domctl_set_max_mem(d: DomId, max_pages: u64) -> Result<(), Status> {
 
 /// Bring vCPUs `0..online` of domain `d` up and the rest down.
 pub fn domctl_set_vcpus(d: DomId, online: u32) -> Result<(), Status> {
-    call_noptr(Hypercall::DomctlSetVcpus, [u64::from(d), u64::from(online), 0, 0, 0, 0]).map(drop)
+    call_noptr(
+        Hypercall::DomctlSetVcpus,
+        [u64::from(d), u64::from(online), 0, 0, 0, 0],
+    )
+    .map(drop)
 }
 
 /// Domain `d`'s scheduler parameters.
 pub fn domctl_sched_get(d: DomId) -> Result<SchedParams, Status> {
     let mut out = SchedParams::new_zeroed();
     // SAFETY: the hypervisor writes one `SchedParams` into `out`.
-    let ret = unsafe { raw(Hypercall::DomctlSchedGet as u64, [u64::from(d), ptr_mut(&mut out), 0, 0, 0, 0]) };
+    let ret = unsafe {
+        raw(
+            Hypercall::DomctlSchedGet as u64,
+            [u64::from(d), ptr_mut(&mut out), 0, 0, 0, 0],
+        )
+    };
     Status::from_ret(ret).map(|_| out)
 }
 
 /// Set domain `d`'s scheduler parameters.
 pub fn domctl_sched_set(d: DomId, params: &SchedParams) -> Result<(), Status> {
     // SAFETY: the hypervisor only reads `params`.
-    let ret = unsafe { raw(Hypercall::DomctlSchedSet as u64, [u64::from(d), ptr(params), 0, 0, 0, 0]) };
+    let ret = unsafe {
+        raw(
+            Hypercall::DomctlSchedSet as u64,
+            [u64::from(d), ptr(params), 0, 0, 0, 0],
+        )
+    };
     Status::from_ret(ret).map(drop)
 }
 
 /// Read domain `d`'s console from stream offset `from` into `buf`:
 /// `(bytes copied, next offset)`.
 pub fn domctl_console_read(d: DomId, from: u64, buf: &mut [u8]) -> Result<(usize, u64), Status> {
-    let len = buf.len().min(usize::try_from(CONSOLE_IO_MAX).unwrap_or(usize::MAX));
-    let mut io = ConsoleRead { from, buf: buf.as_mut_ptr() as u64, len: len as u64, next: 0 };
+    let len = buf
+        .len()
+        .min(usize::try_from(CONSOLE_IO_MAX).unwrap_or(usize::MAX));
+    let mut io = ConsoleRead {
+        from,
+        buf: buf.as_mut_ptr() as u64,
+        len: len as u64,
+        next: 0,
+    };
     // SAFETY: the hypervisor reads and writes `io` and writes at most `len`
     // bytes into `buf`, both borrowed mutably for the call.
-    let ret = unsafe { raw(Hypercall::DomctlConsoleRead as u64, [u64::from(d), ptr_mut(&mut io), 0, 0, 0, 0]) };
+    let ret = unsafe {
+        raw(
+            Hypercall::DomctlConsoleRead as u64,
+            [u64::from(d), ptr_mut(&mut io), 0, 0, 0, 0],
+        )
+    };
     Status::from_ret(ret).and_then(to_usize).map(|n| (n, io.next))
 }
 
 /// Read the hypervisor's log from stream offset `from`: `(bytes, next)`.
 pub fn sysctl_dmesg(from: u64, buf: &mut [u8]) -> Result<(usize, u64), Status> {
-    let len = buf.len().min(usize::try_from(CONSOLE_IO_MAX).unwrap_or(usize::MAX));
-    let mut io = ConsoleRead { from, buf: buf.as_mut_ptr() as u64, len: len as u64, next: 0 };
+    let len = buf
+        .len()
+        .min(usize::try_from(CONSOLE_IO_MAX).unwrap_or(usize::MAX));
+    let mut io = ConsoleRead {
+        from,
+        buf: buf.as_mut_ptr() as u64,
+        len: len as u64,
+        next: 0,
+    };
     // SAFETY: as for `domctl_console_read`.
     let ret = unsafe { raw(Hypercall::SysctlDmesg as u64, [ptr_mut(&mut io), 0, 0, 0, 0, 0]) };
     Status::from_ret(ret).and_then(to_usize).map(|n| (n, io.next))
@@ -376,7 +433,11 @@ pub fn sysctl_dmesg(from: u64, buf: &mut [u8]) -> Result<(usize, u64), Status> {
 
 /// Pin vCPU `vcpu` of domain `d` to the CPUs in `mask`.
 pub fn domctl_vcpu_pin(d: DomId, vcpu: u32, mask: u64) -> Result<(), Status> {
-    call_noptr(Hypercall::DomctlVcpuPin, [u64::from(d), u64::from(vcpu), mask, 0, 0, 0]).map(drop)
+    call_noptr(
+        Hypercall::DomctlVcpuPin,
+        [u64::from(d), u64::from(vcpu), mask, 0, 0, 0],
+    )
+    .map(drop)
 }
 
 /// vCPU `vcpu` of domain `d`.
@@ -384,7 +445,10 @@ pub fn domctl_vcpu_info(d: DomId, vcpu: u32) -> Result<VcpuRecord, Status> {
     let mut out = VcpuRecord::new_zeroed();
     // SAFETY: the hypervisor writes one `VcpuRecord` into `out`.
     let ret = unsafe {
-        raw(Hypercall::DomctlVcpuInfo as u64, [u64::from(d), u64::from(vcpu), ptr_mut(&mut out), 0, 0, 0])
+        raw(
+            Hypercall::DomctlVcpuInfo as u64,
+            [u64::from(d), u64::from(vcpu), ptr_mut(&mut out), 0, 0, 0],
+        )
     };
     Status::from_ret(ret).map(|_| out)
 }

@@ -19,12 +19,18 @@
 //! [`StartInfo`]; the SDK checks its magic and ABI major (a mismatch prints a
 //! message and shuts down with `Crash`), keeps a copy ([`start_info`]), puts
 //! the heap and the frame pool over the free frames ([`mem`]), calls the
-//! guest's main and shuts down with the reason it returns.
+//! guest's main and shuts down with the reason it returns. Just before main
+//! it binds `VIRQ_CONTROL`, so that a toolstack's shutdown request ends the
+//! guest with the reason asked for ([`event::on_control`] changes that); an
+//! ABI 1.0 hypervisor has no event channels and the step is skipped.
 //!
 //! The modules: [`hypercall`] (one safe wrapper per hypercall over the raw
 //! `syscall`), `console` (the [`print!`] / [`println!`] line buffer), [`mem`]
 //! (physmap addresses and the frame pool), [`traps`] (exception handlers
-//! behind an assembly trampoline), [`probe`] (fault probes for test guests).
+//! behind an assembly trampoline), [`probe`] (fault probes for test guests),
+//! [`event`] (event channels: the upcall, handlers, waits with timeouts,
+//! `VIRQ_CONTROL`) and [`time`] (system time from the shared-info time
+//! record, sleeping on `VIRQ_TIMER`, the wall clock).
 //!
 //! The library also builds on the host, where only the pure logic is used (by
 //! unit tests): the runtime proper is compiled for `target_os = "none"` only.
@@ -35,6 +41,7 @@ extern crate alloc;
 extern crate std;
 
 mod console;
+pub mod event;
 #[cfg(target_os = "none")]
 mod heap;
 pub mod hypercall;
@@ -43,11 +50,13 @@ pub mod mem;
 pub mod probe;
 #[cfg(target_os = "none")]
 mod rt;
+pub mod time;
 pub mod traps;
 
 pub use dom0_abi;
 pub use dom0_abi::{DomId, MemoryInfo, ShutdownReason, StartInfo, Status, TrapFrame};
 pub use info::{cmdline, cmdline_value, domid, module, name, start_info};
+pub use time::{now_ns, sleep_ms, sleep_ns, wallclock};
 
 #[doc(hidden)]
 pub use console::_print;

@@ -3,7 +3,7 @@
 //! routine that validates `start_info` and sets up memory before calling
 //! the guest's main, and the panic handler.
 
-use crate::{console, heap, hypercall, info, mem};
+use crate::{console, event, heap, hypercall, info, mem};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 use dom0_abi::{
@@ -66,7 +66,8 @@ unsafe extern "Rust" {
 }
 
 /// Called by `_start` with `rdi`: check and keep `start_info`, set up the
-/// frame pool and the heap, run the guest, shut down with its reason.
+/// frame pool and the heap, bind `VIRQ_CONTROL`, run the guest, shut down
+/// with its reason.
 extern "C" fn sdk_start(start_info_va: u64) -> ! {
     let si = match load(start_info_va) {
         Ok(si) => info::store(si),
@@ -83,6 +84,7 @@ extern "C" fn sdk_start(start_info_va: u64) -> ! {
     // (dom0_abi::GUEST_PHYSMAP_VA). The pool's frames sit above the heap's,
     // and nothing else in the SDK touches these frames.
     unsafe { heap::init(mem::frame_va(plan.heap.start), heap_bytes) };
+    event::start();
     // SAFETY: `entry!` defines the symbol with exactly this signature; a
     // guest without `entry!` fails to link.
     let reason = unsafe { __oxen_guest_main() };

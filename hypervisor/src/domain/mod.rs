@@ -448,10 +448,14 @@ impl DomainTable {
         if let Some(dom) = self.domains.remove(&id) {
             let pages = dom.p2m.len();
             let name = dom.name.clone();
+            let cpu_ms = crate::time::tsc_to_ns(dom.cpu_tsc) / 1_000_000;
             dom.release();
             let (heap_used, _) = crate::mm::heap::usage();
             let (_, free) = setup::frame_counts();
-            info!("domain {id} ('{name}') destroyed: {pages} pages returned; {free} frames free, heap {heap_used} bytes in use");
+            info!(
+                "domain {id} ('{name}') destroyed after {cpu_ms} ms of CPU: {pages} pages returned; \
+                 {free} frames free, heap {heap_used} bytes in use"
+            );
         }
     }
 

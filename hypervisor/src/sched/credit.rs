@@ -89,6 +89,9 @@ pub const BOOST_TICK_NS: u64 = 10 * NS_PER_MS;
 /// Shortest run the policy asks for when a credit, boost or cap budget is
 /// nearly spent: 100 µs (Xen's `CSCHED_MIN_TIMER`).
 pub const MIN_RUN_NS: u64 = 100_000;
+/// How much more credit another vCPU of the same priority must hold before
+/// it takes the CPU from the running one (hysteresis against thrashing): 2 ms.
+pub const LEAD_NS: i64 = 2_000_000;
 /// Longest accepted slice or period: 60 s.
 pub const MAX_PERIOD_NS: u64 = 60_000 * NS_PER_MS;
 /// Weight of a domain nobody configured (Xen's default).
@@ -496,8 +499,15 @@ impl Credit {
             (now_ns < c.slice_end_ns && p <= c.prio).then_some((c, p))
         });
         let other = self.best_candidate(keep.map(|(c, _)| c.key));
+        // At equal priority the current vCPU also yields to one that holds
+        // clearly more credit (see `best_candidate`).
+        let credit_of = |k: Key| self.credit(k).unwrap_or(i64::MIN);
         let (key, prio, slice_end_ns) = match (keep, other) {
-            (Some((c, p)), Some((_, q))) if p <= q => (c.key, p, c.slice_end_ns),
+            (Some((c, p)), Some((k, q)))
+                if p < q || (p == q && credit_of(k) <= credit_of(c.key).saturating_add(LEAD_NS)) =>
+            {
+                (c.key, p, c.slice_end_ns)
+            }
             (Some((c, p)), None) => (c.key, p, c.slice_end_ns),
             (_, Some((k, q))) => {
                 self.runq.move_to_tail(k);
@@ -578,18 +588,25 @@ impl Credit {
     /// The first candidate in queue order with the best priority, other than
     /// `exclude`.
     fn best_candidate(&self, exclude: Option<Key>) -> Option<(Key, Prio)> {
-        let mut best: Option<(Key, Prio)> = None;
+        // Best priority first; within a priority the vCPU holding the most
+        // credit, and among equals the one that waited longest (queue
+        // order). Running whoever has the most credit keeps every busy
+        // vCPU's credit close together, so CPU time follows the grants,
+        // that is the weights; plain round robin within a priority would
+        // share equally while everyone is Under.
+        let mut best: Option<(Key, Prio, i64)> = None;
         for &k in &self.runq.order {
             if Some(k) == exclude {
                 continue;
             }
-            if let Some(p) = self.candidate_prio(k)
-                && best.is_none_or(|(_, b)| p < b)
-            {
-                best = Some((k, p));
+            if let Some(p) = self.candidate_prio(k) {
+                let c = self.credit(k).unwrap_or(i64::MIN);
+                if best.is_none_or(|(_, bp, bc)| p < bp || (p == bp && c > bc)) {
+                    best = Some((k, p, c));
+                }
             }
         }
-        best
+        best.map(|(k, p, _)| (k, p))
     }
 
     /// When the run loop must come back from running `key` (see
@@ -605,11 +622,18 @@ impl Credit {
             soft = soft.min(self.params.cap_budget_ns(d.cap).saturating_sub(d.cap_used_ns));
         }
         // Running out of credit or boost only matters if someone else waits.
-        if self.best_candidate(Some(key)).is_some() {
+        if let Some((other, q)) = self.best_candidate(Some(key)) {
             if let Some(b) = v.boost {
                 soft = soft.min(BOOST_TICK_NS.saturating_sub(b.ran_ns));
             } else if prio == Prio::Under {
                 soft = soft.min(u64::try_from(v.credit_ns).unwrap_or(0));
+            }
+            // At equal priority: until this vCPU holds `LEAD_NS` less credit
+            // than the other, so busy vCPUs interleave in proportion.
+            if q == prio && v.boost.is_none() {
+                let other_credit = self.credit(other).unwrap_or(i64::MIN);
+                let lead = v.credit_ns.saturating_sub(other_credit).saturating_add(LEAD_NS);
+                soft = soft.min(u64::try_from(lead).unwrap_or(0));
             }
         }
         if soft == u64::MAX {
@@ -672,14 +696,13 @@ impl Credit {
         // Each active domain's weight and how much credit it can take.
         let mut active: Vec<(DomId, Share)> = Vec::new();
         for (&id, d) in &self.domains {
-            let mut limit = 0u64;
-            let mut any = false;
-            for v in d.vcpus.values().filter(|v| v.active()) {
-                any = true;
-                limit = limit.saturating_add(v.headroom_ns(bound));
-            }
+            let any = d.vcpus.values().any(|v| v.active());
             if any {
-                let limit = limit.min(params.cap_budget_ns(d.cap));
+                // Only a cap limits what a domain is handed. Credit a domain
+                // cannot hold (above the bound) is dropped, not given to the
+                // others: handing it on would refill a domain that used more
+                // than its share and erase the weights.
+                let limit = params.cap_budget_ns(d.cap);
                 active.push((
                     id,
                     Share {
@@ -1353,7 +1376,8 @@ mod tests {
         // Accounting at the first pick: 15 ms each.
         assert_eq!(s.credit((1, 0)), Some(i64::try_from(15 * MS).expect("small")));
         assert_eq!(s.prio((1, 0)), Some(Prio::Under));
-        assert_eq!(d.until_ns, 15 * MS);
+        // Equal credit and priority: it runs until it leads by `LEAD_NS`.
+        assert_eq!(d.until_ns, LEAD_NS.unsigned_abs());
         s.sleep((1, 0));
         assert!(!s.should_preempt((2, 0)));
         s.wake((1, 0), MS);

@@ -10,6 +10,9 @@ use crate::domain::DomainTable;
 use dom0_abi::{DomId, EVENT_VECTOR, GUEST_VA_LIMIT, IretFrame, RED_ZONE, TrapFrame};
 use zerocopy::IntoBytes;
 
+/// RFLAGS.TF, the single-step flag.
+const RFLAGS_TF: u64 = 1 << 8;
+
 /// Deliver exception `vector` of vCPU `v` of domain `id`, or crash it.
 pub fn guest_exception(table: &mut DomainTable, id: DomId, v: usize, vector: u64, error_code: u64, cr2: u64) {
     let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
@@ -96,6 +99,10 @@ pub fn push_frame(
             regs.rsp = base;
             regs.rip = handler;
             regs.vector = 0;
+            // As the CPU does when it delivers an exception through the
+            // IDT: the handler starts with TF clear (Intel SDM Vol.3A
+            // 7.12.1.3), or single-stepping would trap in the handler too.
+            regs.rflags &= !RFLAGS_TF;
             true
         }
         _ => {

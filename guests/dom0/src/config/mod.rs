@@ -1,7 +1,10 @@
 //! The `xm` domain configuration format, as Xen's `xm create` reads it: one
 //! Python-like assignment per line (`memory = 64`, `name = "web"`,
 //! `vif = [ 'bridge=xenbr0' ]`), `#` comments, strings in single or double
-//! quotes, integers, and lists that may span lines.
+//! quotes, integers, and lists that may span lines. The keys acted on are
+//! `name`, `memory`, `maxmem`, `vcpus`, `kernel`, `extra`, `on_poweroff`,
+//! `on_reboot`, `on_crash`, and the credit scheduler's `cpu_weight` and
+//! `cpu_cap`.
 //!
 //! [`Config::parse`] turns the text of one file into a [`Config`] plus
 //! [`Warning`]s (an unknown key is a warning, as Xen ignores it), or a
@@ -69,6 +72,12 @@ pub struct Config {
     pub on_reboot: Action,
     /// `on_crash`: what to do when the guest crashes.
     pub on_crash: Action,
+    /// `cpu_weight`: the credit scheduler's weight (1 to 65535; the
+    /// hypervisor's default, 256, when not set).
+    pub cpu_weight: Option<u32>,
+    /// `cpu_cap`: the most CPU the domain may use, in percent of one CPU
+    /// (0 = no cap, the default when not set).
+    pub cpu_cap: Option<u32>,
 }
 
 /// What the toolstack does with a domain that stopped (`on_poweroff`,
@@ -239,10 +248,24 @@ impl Config {
     pub fn max_pages(&self) -> u64 {
         self.maxmem_mib().saturating_mul(PAGES_PER_MIB)
     }
+
+    /// The scheduler parameters to give the domain right after it is
+    /// created, if the config sets `cpu_weight` or `cpu_cap` (the one not
+    /// set takes Xen's default: weight 256, no cap).
+    pub fn sched_params(&self) -> Option<dom0_abi::SchedParams> {
+        if self.cpu_weight.is_none() && self.cpu_cap.is_none() {
+            return None;
+        }
+        Some(dom0_abi::SchedParams {
+            weight: self.cpu_weight.unwrap_or(dom0_abi::SCHED_WEIGHT_DEFAULT),
+            cap: self.cpu_cap.unwrap_or(0),
+            reserved: 0,
+        })
+    }
 }
 
 /// Every key a config may set; the rest are warned about and ignored.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
     "name",
     "memory",
     "maxmem",
@@ -252,16 +275,22 @@ const KEYS: [&str; 9] = [
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "cpu_weight",
+    "cpu_cap",
 ];
+
+/// Largest `cpu_weight`, as Xen's credit scheduler takes it.
+pub const CPU_WEIGHT_MAX: u32 = dom0_abi::SCHED_WEIGHT_MAX;
+/// Largest `cpu_cap` a config may give (percent of one CPU); the hypervisor
+/// may refuse less (more than its CPUs can give).
+pub const CPU_CAP_MAX: u32 = 65535;
 
 /// Keys of real xm configs that Oxen does not act on yet: ignored with a
 /// gentler warning than a misspelt key gets.
-const UNSUPPORTED_KEYS: [&str; 20] = [
+const UNSUPPORTED_KEYS: [&str; 18] = [
     "bootloader",
     "bootargs",
     "builder",
-    "cpu_cap",
-    "cpu_weight",
     "cpus",
     "disk",
     "maxvcpus",
@@ -300,6 +329,10 @@ struct Draft {
     on_reboot: Option<Action>,
     /// `on_crash`.
     on_crash: Option<Action>,
+    /// `cpu_weight`.
+    cpu_weight: Option<u32>,
+    /// `cpu_cap`.
+    cpu_cap: Option<u32>,
 }
 
 impl Draft {
@@ -315,6 +348,8 @@ impl Draft {
             on_poweroff: Some(c.on_poweroff),
             on_reboot: Some(c.on_reboot),
             on_crash: Some(c.on_crash),
+            cpu_weight: c.cpu_weight,
+            cpu_cap: c.cpu_cap,
         }
     }
 
@@ -372,6 +407,16 @@ impl Draft {
                     _ => self.on_crash = Some(action),
                 }
             }
+            "cpu_weight" => {
+                let n = number(key, value, raw, 1, u64::from(CPU_WEIGHT_MAX), "")?;
+                self.cpu_weight =
+                    Some(u32::try_from(n).map_err(|_| out_of_range(key, raw, 1, CPU_WEIGHT_MAX.into(), ""))?);
+            }
+            "cpu_cap" => {
+                let n = number(key, value, raw, 0, u64::from(CPU_CAP_MAX), " %")?;
+                self.cpu_cap =
+                    Some(u32::try_from(n).map_err(|_| out_of_range(key, raw, 0, CPU_CAP_MAX.into(), " %"))?);
+            }
             _ if UNSUPPORTED_KEYS.contains(&key) => {
                 return Ok(Some(WarningKind::Unsupported { key: key.to_owned() }));
             }
@@ -407,6 +452,8 @@ impl Draft {
             on_poweroff: self.on_poweroff.unwrap_or(Action::Destroy),
             on_reboot: self.on_reboot.unwrap_or(Action::Restart),
             on_crash: self.on_crash.unwrap_or(Action::Destroy),
+            cpu_weight: self.cpu_weight,
+            cpu_cap: self.cpu_cap,
         })
     }
 }

@@ -1,12 +1,13 @@
 //! [`SdkHv`]: the `dom0::Hv` door implemented with the SDK's hypercall
-//! wrappers. It also keeps track of which scratch slots (`dom0::foreign`)
+//! wrappers, one call each. It also keeps track of which scratch slots (`dom0::foreign`)
 //! are mapped writable, so that [`Hv::write_mapped`] only ever writes
 //! through a mapping the hypervisor confirmed.
 
 use dom0::Hv;
 use dom0::foreign::{SCRATCH_SLOTS, slot_of, slot_va};
 use dom0_abi::{
-    DOMID_SELF, DomId, DomainConfig, DomainInfo, MMU_MAP, MMU_WRITE, MmuOp, PAGE_SIZE, Status, VcpuContext,
+    DOMID_SELF, DomId, DomainConfig, DomainInfo, MMU_MAP, MMU_WRITE, MmuOp, PAGE_SIZE, Physinfo, SchedParams,
+    ShutdownReason, Status, VcpuContext, VcpuRecord,
 };
 use oxen_guest_sdk::hypercall;
 
@@ -48,6 +49,10 @@ impl Hv for SdkHv {
 
     fn domctl_destroy(&mut self, domid: DomId) -> Result<(), Status> {
         hypercall::domctl_destroy(domid)
+    }
+
+    fn domctl_pause(&mut self, domid: DomId) -> Result<(), Status> {
+        hypercall::domctl_pause(domid)
     }
 
     fn domctl_unpause(&mut self, domid: DomId) -> Result<(), Status> {
@@ -98,5 +103,53 @@ impl Hv for SdkHv {
         // land in the other domain's frame, which dom0 may write.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len()) };
         Ok(())
+    }
+    fn domctl_shutdown(&mut self, domid: DomId, reason: ShutdownReason) -> Result<(), Status> {
+        hypercall::domctl_shutdown(domid, reason)
+    }
+
+    fn domctl_set_max_mem(&mut self, domid: DomId, max_pages: u64) -> Result<(), Status> {
+        hypercall::domctl_set_max_mem(domid, max_pages)
+    }
+
+    fn domctl_set_vcpus(&mut self, domid: DomId, online: u32) -> Result<(), Status> {
+        hypercall::domctl_set_vcpus(domid, online)
+    }
+
+    fn domctl_sched_get(&mut self, domid: DomId) -> Result<SchedParams, Status> {
+        hypercall::domctl_sched_get(domid)
+    }
+
+    fn domctl_sched_set(&mut self, domid: DomId, params: &SchedParams) -> Result<(), Status> {
+        hypercall::domctl_sched_set(domid, params)
+    }
+
+    fn domctl_console_read(
+        &mut self,
+        domid: DomId,
+        from: u64,
+        buf: &mut [u8],
+    ) -> Result<(usize, u64), Status> {
+        hypercall::domctl_console_read(domid, from, buf)
+    }
+
+    fn sysctl_dmesg(&mut self, from: u64, buf: &mut [u8]) -> Result<(usize, u64), Status> {
+        hypercall::sysctl_dmesg(from, buf)
+    }
+
+    fn domctl_vcpu_pin(&mut self, domid: DomId, vcpu: u32, mask: u64) -> Result<(), Status> {
+        hypercall::domctl_vcpu_pin(domid, vcpu, mask)
+    }
+
+    fn domctl_vcpu_info(&mut self, domid: DomId, vcpu: u32) -> Result<VcpuRecord, Status> {
+        hypercall::domctl_vcpu_info(domid, vcpu)
+    }
+
+    fn domctl_set_target(&mut self, domid: DomId, pages: u64) -> Result<(), Status> {
+        hypercall::domctl_set_target(domid, pages)
+    }
+
+    fn sysctl_physinfo(&mut self) -> Result<Physinfo, Status> {
+        hypercall::physinfo()
     }
 }
