@@ -16,7 +16,8 @@
 //!   skipped with `prop NAME: SKIP (why)`, and dom0 must report that its
 //!   domain powered off;
 //! - a CRASH property passes when it printed `prop NAME: expecting CRASH`
-//!   and the hypervisor reported `domain N ('p-NAME') crashed: ...`;
+//!   and the hypervisor reported `domain N ('p-NAME') crashed: why`, with
+//!   `why` readable text (a garbled report means the crash path ran amok);
 //! - anything else fails: a FAILURE line, no verdict, two verdicts, a crash
 //!   of a SUCCESS property, a verdict from an unknown property, and any
 //!   `FATAL` or `NOT REFUSED` in the output.
@@ -69,10 +70,10 @@ const fn ok(group: &'static str, name: &'static str) -> Prop {
     }
 }
 
-const fn crash(name: &'static str) -> Prop {
+const fn crash(group: &'static str, name: &'static str) -> Prop {
     Prop {
         name,
-        group: "crash",
+        group,
         expect: Expect::Crash,
     }
 }
@@ -111,6 +112,7 @@ pub const PROPS: &[Prop] = &[
     ok("traps", "single-step"),
     ok("entry", "entry-df-fault"),
     ok("entry", "entry-df-interrupt"),
+    crash("entry", "entry-df-crash"),
     ok("hypercalls", "efault-upper-half"),
     ok("hypercalls", "efault-noncanonical"),
     ok("hypercalls", "efault-straddle"),
@@ -142,22 +144,22 @@ pub const PROPS: &[Prop] = &[
     ok("evtchn", "evtchn-not-offered"),
     ok("evtchn", "evtchn-exhaust"),
     ok("evtchn", "evtchn-poll-args"),
-    crash("crash-no-handler"),
-    crash("crash-iret-noncanonical-rip"),
-    crash("crash-iret-upper-rip"),
-    crash("crash-iret-upper-rsp"),
-    crash("crash-iret-unmapped-frame"),
-    crash("crash-iret-straddle"),
-    crash("crash-handler-unmapped"),
-    crash("crash-pf-recursion"),
-    crash("crash-stack-unmapped"),
-    crash("crash-stack-upper-half"),
-    crash("crash-stack-noncanonical"),
-    crash("crash-stack-readonly"),
-    crash("crash-stack-overflow"),
-    crash("crash-upcall-bad-stack"),
-    crash("crash-callback-unmapped"),
-    crash("crash-syscall-at-top"),
+    crash("crash", "crash-no-handler"),
+    crash("crash", "crash-iret-noncanonical-rip"),
+    crash("crash", "crash-iret-upper-rip"),
+    crash("crash", "crash-iret-upper-rsp"),
+    crash("crash", "crash-iret-unmapped-frame"),
+    crash("crash", "crash-iret-straddle"),
+    crash("crash", "crash-handler-unmapped"),
+    crash("crash", "crash-pf-recursion"),
+    crash("crash", "crash-stack-unmapped"),
+    crash("crash", "crash-stack-upper-half"),
+    crash("crash", "crash-stack-noncanonical"),
+    crash("crash", "crash-stack-readonly"),
+    crash("crash", "crash-stack-overflow"),
+    crash("crash", "crash-upcall-bad-stack"),
+    crash("crash", "crash-callback-unmapped"),
+    crash("crash", "crash-syscall-at-top"),
     ok("fpu", "fpu-leak-writer"),
     ok("fpu", "fpu-leak-reader"),
     ok("storm", "storm-timer"),
@@ -410,6 +412,16 @@ fn judge_one(prop: &Prop, s: &Seen) -> std::result::Result<bool, String> {
         (_, [one]) if skip == Some(one) => ended_cleanly("skipped").map(|()| false),
         (Expect::Success, [one]) if one == "SUCCESS" => ended_cleanly("SUCCESS").map(|()| true),
         (Expect::Crash, [one]) if one == "expecting CRASH" => match &s.crashed {
+            Some(why)
+                if why
+                    .chars()
+                    .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) =>
+            {
+                Err(format!(
+                    "crashed, but the hypervisor's report is garbled: {:?}",
+                    why.escape_debug().to_string()
+                ))
+            }
             Some(_) => Ok(true),
             None if s.powered_off => Err("expecting CRASH, but the domain powered off".to_string()),
             None => Err("expecting CRASH, but the hypervisor never reported the domain crashed".to_string()),
@@ -663,6 +675,12 @@ FATAL: exception #GP in hypervisor\n";
             j.failures,
             ["prop crash-no-handler: no verdict line; the hypervisor crashed it: early"]
         );
+        let j = judge(
+            &crash_only,
+            b"(d3) prop crash-no-handler: expecting CRASH\n[ 1] domain 3 ('p-crash-no-handler') crashed: #E\0\0inv\n",
+        );
+        assert_eq!(j.failures.len(), 1, "{j:?}");
+        assert!(j.failures[0].contains("report is garbled"), "{j:?}");
         let twice = pick(&["priv-cli"]);
         let j = judge(
             &twice,

@@ -48,7 +48,9 @@
 //! exception is still delivered as an exact frame: the hypervisor must not
 //! run its own code with the guest's DF. `entry-df-interrupt`: spinning
 //! with DF set through timer interrupts and slice ends leaves the
-//! hypervisor and the domain intact.
+//! hypervisor and the domain intact. `entry-df-crash` (CRASH): an
+//! unhandled exception with DF set crashes the domain cleanly, with an
+//! intact report and nothing else hurt.
 //!
 //! **The hypercall boundary** (`hypercalls.rs`): pointer arguments of
 //! `console_write`, `memory_info`, `evtchn_status`, `sched_poll`,
@@ -89,9 +91,10 @@
 //! reserved-bit `DomainConfig`s alike) and writes nothing.
 //! `console-ring-eperm`: `domctl_console_read` of dom0 (or of ourselves),
 //! `sysctl_dmesg` and `console_read` are `EPERM`. `foreign-frame-eperm`:
-//! an mmu op with `frame_domid` of dom0 or a neighbour is refused.
-//! `foreign-space-eperm`: `mmu_batch` on dom0's or a neighbour's address
-//! space is refused, and a domain ID wider than 16 bits is `EINVAL`.
+//! an mmu op with `frame_domid` of dom0, a neighbour or nobody is `EPERM`.
+//! `foreign-space-eperm`: `mmu_batch` on dom0's, a neighbour's or a missing
+//! domain's address space is `EPERM` (no probing which IDs exist), and a
+//! domain ID wider than 16 bits is `EINVAL`.
 //!
 //! **Event channels** (`evtchn.rs`): `evtchn-missing-domain` (`ESRCH`;
 //! wide IDs `EINVAL`), `evtchn-port-range` (ports 0, 4096, `u32::MAX`,

@@ -44,6 +44,7 @@ pub const PROPS: &[Prop] = &[
     // Entry state a guest controls.
     Prop::success("entry-df-fault", traps::df_fault),
     Prop::success("entry-df-interrupt", traps::df_interrupt),
+    Prop::crash("entry-df-crash", traps::df_crash),
     // The hypercall boundary.
     Prop::success("efault-upper-half", hypercalls::efault_upper_half),
     Prop::success("efault-noncanonical", hypercalls::efault_noncanonical),

@@ -298,3 +298,15 @@ pub fn df_interrupt() -> PropResult {
     );
     ok()
 }
+
+/// An exception with no handler while RFLAGS.DF is set: the hypervisor
+/// must crash the domain as it would with DF clear — cleanly, with its
+/// report intact, and nothing else hurt (its crash path formats the report
+/// with string copies that run backwards if it inherits the guest's DF).
+pub fn df_crash() -> PropResult {
+    crate::framework::expecting_crash();
+    // SAFETY: `ud2` with no handler registered must crash the domain; were
+    // it to come back, DF is cleared before any compiled code runs.
+    unsafe { core::arch::asm!("std", "ud2", "cld", options(nomem, nostack)) };
+    Err(alloc::string::String::from("still alive"))
+}

@@ -43,6 +43,9 @@ static EARLIEST: AtomicU64 = AtomicU64::new(u64::MAX);
 /// A guest deadline was set: make sure the loop looks at it in time.
 pub fn note_deadline(ns: u64) {
     EARLIEST.fetch_min(ns, Ordering::Relaxed);
+    // Leave the fast path so that the loop arms the timer for it (or fires
+    // it at once when it is already due).
+    kick();
 }
 
 /// Something changed whether a vCPU can run, or a domain's parameters.
@@ -238,10 +241,13 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef, until: u64) {
             unsafe { paging::load_root(root) };
         }
         deliver_upcall(&mut table, id, v);
-        let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
+        let Some(dom) = table.get_mut(id) else { return };
+        if !can_run(dom, v) {
+            // Delivering the upcall crashed the domain: it must not run.
+            kick();
             return;
-        };
-        let rip = vcpu.regs.rip;
+        }
+        let rip = dom.vcpus[v].regs.rip;
         if rip >= dom0_abi::GUEST_VA_LIMIT {
             table.crash(id, format_args!("vCPU {v} would resume at the non-canonical address {rip:#x}"));
             return;
@@ -249,11 +255,6 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef, until: u64) {
         let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
             return;
         };
-        if !vcpu.runnable() {
-            // Delivering the upcall crashed the domain.
-            kick();
-            return;
-        }
         let regs: *mut Regs = &mut vcpu.regs;
         (regs, root)
     };

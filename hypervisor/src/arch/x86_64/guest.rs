@@ -62,6 +62,9 @@ syscall_entry:
 guest_exit:
     swapgs
 2:
+    /* The guest's RFLAGS.DF survives an interrupt gate (only syscall's
+     * FMASK clears it): the hypervisor's code assumes it clear. */
+    cld
     mov %gs:{hv_rsp}, %rsp
     pop %r15
     pop %r14
