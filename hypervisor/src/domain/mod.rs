@@ -371,6 +371,16 @@ impl DomainTable {
         self.domains.keys().copied().collect()
     }
 
+    /// Every domain, in ID order.
+    pub fn iter(&self) -> impl Iterator<Item = &Domain> {
+        self.domains.values().map(|d| &**d)
+    }
+
+    /// Whether a domain with this ID exists.
+    pub fn contains(&self, id: DomId) -> bool {
+        self.domains.contains_key(&id)
+    }
+
     /// How many domains exist.
     pub fn len(&self) -> usize {
         self.domains.len()

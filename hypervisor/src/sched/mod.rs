@@ -119,14 +119,16 @@ fn can_run(dom: &crate::domain::Domain, v: usize) -> bool {
 
 /// Bring the policy's view (domains, parameters, runnable vCPUs) up to date.
 fn reconcile(table: &DomainTable, st: &mut RunState, now: u64) {
-    let ids = table.ids();
-    let gone: alloc::vec::Vec<DomId> = st.known.iter().copied().filter(|id| !ids.contains(id)).collect();
-    for id in gone {
-        st.credit.remove_domain(id);
-        st.known.remove(&id);
+    // Domains that went away (rare: only then does this allocate).
+    if st.known.iter().any(|id| !table.contains(*id)) {
+        let gone: alloc::vec::Vec<DomId> = st.known.iter().copied().filter(|id| !table.contains(*id)).collect();
+        for id in gone {
+            st.credit.remove_domain(id);
+            st.known.remove(&id);
+        }
     }
-    for id in ids {
-        let Some(dom) = table.get(id) else { continue };
+    for dom in table.iter() {
+        let id = dom.id;
         if st.known.insert(id) {
             st.credit.add_domain(id, dom.weight, dom.cap);
             for v in 0..dom.vcpus.len() {
@@ -275,6 +277,7 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef, until: u64) {
         // by the builder or by an exit (user selectors, sanitised RFLAGS,
         // lower-half RIP), interrupts are off, and `regs` stays put (above).
         unsafe { guest::run(regs) };
+        crate::arch::uaccess::close_after_exit();
         let left = cpu::rdtsc();
         let cr2 = cpu::cr2();
         let ran_tsc = left.wrapping_sub(entered);
@@ -309,11 +312,16 @@ fn handle_exit(
     ran_tsc: u64,
 ) -> bool {
     let mut table = DOMAINS.lock();
-    if let Some(dom) = table.get_mut(id) {
-        dom.cpu_tsc = dom.cpu_tsc.wrapping_add(ran_tsc);
-        if let Some(vcpu) = dom.vcpus.get_mut(v) {
-            vcpu.cpu_tsc = vcpu.cpu_tsc.wrapping_add(ran_tsc);
+    let account = |table: &mut DomainTable| {
+        if let Some(dom) = table.get_mut(id) {
+            dom.cpu_tsc = dom.cpu_tsc.wrapping_add(ran_tsc);
+            if let Some(vcpu) = dom.vcpus.get_mut(v) {
+                vcpu.cpu_tsc = vcpu.cpu_tsc.wrapping_add(ran_tsc);
+            }
         }
+    };
+    if vector != VECTOR_SYSCALL {
+        account(&mut table);
     }
     match vector {
         VECTOR_SYSCALL => {
@@ -334,15 +342,19 @@ fn handle_exit(
             // A syscall in the last bytes below the canonical hole leaves a
             // return address that neither sysretq nor iretq can take (both
             // fault in ring 0): there is nothing to return to.
-            let rip = table.get(id).and_then(|d| d.vcpus.get(v)).map_or(0, |vc| vc.regs.rip);
+            // One look-up for the rest: account the time, check the return
+            // address, see whether an event is pending.
+            let Some(dom) = table.get_mut(id) else { return false };
+            dom.cpu_tsc = dom.cpu_tsc.wrapping_add(ran_tsc);
+            let upcall = dom.shared.upcall_pending(v);
+            let Some(vcpu) = dom.vcpus.get_mut(v) else { return false };
+            vcpu.cpu_tsc = vcpu.cpu_tsc.wrapping_add(ran_tsc);
+            let rip = vcpu.regs.rip;
             if rip >= dom0_abi::GUEST_VA_LIMIT {
                 table.crash(id, format_args!("syscall returns to the non-canonical address {rip:#x}"));
                 dom0_watch(&table, st);
                 return false;
             }
-            let Some(dom) = table.get_mut(id) else { return false };
-            let upcall = dom.shared.upcall_pending(v);
-            let Some(vcpu) = dom.vcpus.get_mut(v) else { return false };
             match flow {
                 Flow::Return(result) => {
                     vcpu.regs.rax = hypercall::encode(result);

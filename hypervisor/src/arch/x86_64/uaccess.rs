@@ -124,3 +124,15 @@ pub fn copy_to_guest(dst: u64, src: &[u8]) -> Result<(), Fault> {
     let left = unsafe { copy_raw(dst as *mut u8, src.as_ptr(), src.len()) };
     if left == 0 { Ok(()) } else { Err(Fault) }
 }
+
+/// Close SMAP's window after a guest exit: an interrupt gate keeps the
+/// guest's RFLAGS.AC, which a guest may set with `popf`, and AC = 1 would
+/// let the hypervisor touch user pages unchecked (Intel SDM Vol.3A 4.6.1).
+/// (`syscall` clears AC through FMASK.)
+pub fn close_after_exit() {
+    if SMAP.load(Ordering::Relaxed) {
+        // SAFETY: SMAP is on, so `clac` exists; clearing AC only removes
+        // the hypervisor's access to user pages.
+        unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
+}
