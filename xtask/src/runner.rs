@@ -459,12 +459,16 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
     let reasons = match prepare(scenario, config) {
         Err(e) => vec![format!("setup failed: {e}")],
         Ok(prepared) => {
-            let args = qemu::command_line(
+            let mut args = qemu::command_line(
                 ConsoleKind::Piped,
                 &scenario.machine,
                 config.accel,
                 &prepared.boot,
             );
+            if scenario.icount && config.accel == qemu::Accel::Tcg {
+                args.push("-icount".into());
+                args.push("shift=0,align=off,sleep=off".into());
+            }
             command_text = qemu::shell_words(&config.qemu.to_string_lossy(), &args);
             let mut reasons = boot(scenario, config, &args, &console, start);
             if let Some(words) = &scenario.props {

@@ -334,6 +334,8 @@ struct File {
     step: Vec<Step>,
     #[serde(default)]
     ratio: Vec<RatioFile>,
+    #[serde(default)]
+    icount: bool,
 }
 
 /// A checked scenario.
@@ -369,6 +371,10 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// Numbers in the output to check once the run is over.
     pub ratios: Vec<Ratio>,
+    /// Run under TCG with `-icount shift=0,align=off,sleep=off`: the guest
+    /// TSC then counts instructions, so time-based checks (scheduler
+    /// shares) do not depend on how busy the host is. Ignored under KVM.
+    pub icount: bool,
 }
 
 fn check_timeout(what: &str, secs: u64) -> Result<u64> {
@@ -480,6 +486,7 @@ impl Scenario {
             forbid: file.forbid,
             steps: file.step,
             ratios,
+            icount: file.icount,
         })
     }
 
