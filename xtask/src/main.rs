@@ -4,7 +4,8 @@
 //! bundle, `guests.rs` builds the guest kernels, `elf.rs` patches their ABI
 //! note, `qemu.rs` knows QEMU, `tools.rs` installs host tools, `scenario.rs`
 //! reads `tests/*.toml`, `runner.rs` boots them, and `props.rs` knows the
-//! hostile-guest property suite those with `props = [...]` run.
+//! hostile-guest property suite those with `props = [...]` run; `soak.rs`
+//! creates and destroys domains in a loop (`cargo xtask soak`).
 
 mod bench;
 mod build;
@@ -15,6 +16,7 @@ mod props;
 mod qemu;
 mod runner;
 mod scenario;
+mod soak;
 mod tools;
 
 use std::process::{Command, ExitCode};
@@ -34,6 +36,8 @@ commands:
   test         host unit tests, build, then the QEMU scenarios in tests/*.toml
   bench        build, then measure path lengths and domain lifecycle times
                (table; target/oxen/bench.json and bench.svg; docs/benchmarks.md)
+  soak         build, then create and destroy domains in dom0 (xm soak) and check that
+               every frame comes back and the hypervisor heap does not grow
   help         show this text
 
 run options:
@@ -59,6 +63,11 @@ bench options:
                       compare two saved results without running anything
   --no-build          measure what target/oxen/ holds
   --accel kvm|tcg     as for run (KVM: cycles; TCG: instructions under -icount)
+
+soak options:
+  --cycles N          domains to create and destroy (default 1000)
+  --no-build          boot what target/oxen/ holds
+  --accel kvm|tcg     as for run
 ";
 
 fn main() -> ExitCode {
@@ -97,6 +106,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "run" => cmd_run(RunArgs::parse(rest)?),
         "test" => cmd_test(TestArgs::parse(rest)?),
         "bench" => bench::command(rest),
+        "soak" => soak::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -10,7 +10,13 @@
 //! When the output shows a forbidden string the run stops early (after a short
 //! grace period for the rest of the report), because a kernel that printed
 //! `FATAL` may hang instead of exiting. Once QEMU is gone the scenario's
-//! `[[ratio]]` checks read their numbers from the whole serial output.
+//! `[[ratio]]` checks read their numbers from the whole serial output, and
+//! `heap_stable` applies `soak.rs`'s heap rule to it.
+//!
+//! The serial reader stamps every chunk with the time it arrived, so that a
+//! timed step (`within_ms`) can tell how long after its `send` its `expect`
+//! appeared; each timed step leaves a `# timed step` line in the transcript,
+//! and the report a `timed steps: ... min/median/max` summary.
 
 use std::ffi::OsString;
 use std::fs;
@@ -148,6 +154,17 @@ struct Output {
     log: Vec<u8>,
     /// False once QEMU closed its stdout (it exited).
     closed: bool,
+    /// When serial output arrived: the length of `serial` after each chunk,
+    /// and the time the reader got it.
+    arrivals: Vec<(usize, Instant)>,
+}
+
+impl Output {
+    /// When the serial byte before offset `end` arrived.
+    fn arrival(&self, end: usize) -> Option<Instant> {
+        let at = self.arrivals.partition_point(|&(len, _)| len < end);
+        self.arrivals.get(at).map(|&(_, when)| when)
+    }
 }
 
 impl Console {
@@ -164,15 +181,28 @@ impl Console {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            let arrived = Instant::now();
             let chunk = buf.get(..n).unwrap_or_default();
             let mut out = self.lock();
             out.serial.extend_from_slice(chunk);
             out.log.extend_from_slice(chunk);
+            let len = out.serial.len();
+            out.arrivals.push((len, arrived));
             drop(out);
             self.changed.notify_all();
         }
         self.lock().closed = true;
         self.changed.notify_all();
+    }
+
+    /// Puts one line of the harness's own into the transcript.
+    fn note(&self, line: &str) {
+        let mut out = self.lock();
+        if out.log.last().is_some_and(|&b| b != b'\n') {
+            out.log.push(b'\n');
+        }
+        out.log.extend_from_slice(line.as_bytes());
+        out.log.push(b'\n');
     }
 
     /// Copies QEMU's stderr into the transcript, one prefixed line at a time.
@@ -373,6 +403,98 @@ struct Drive {
     early_exit_for: Option<String>,
     /// A forbidden string appeared; the run was waiting for this (`None`: for the exit).
     forbidden: Option<Option<String>>,
+    /// The answer times of the timed steps (`judge` fails the slow ones).
+    timings: Vec<Timing>,
+}
+
+/// How long a timed step (`within_ms`) took to be answered.
+#[derive(Clone, Debug, PartialEq)]
+struct Timing {
+    /// The step's number (from 1).
+    step: usize,
+    /// What it typed.
+    send: String,
+    /// What it waited for.
+    expect: String,
+    /// When it typed it, seconds from the start of the run.
+    sent_s: f64,
+    /// When the serial reader got the end of `expect`, seconds from the start.
+    appeared_s: f64,
+    /// Its `within_ms`.
+    limit_ms: u64,
+}
+
+impl Timing {
+    /// From `send` to `expect`, in milliseconds.
+    fn latency_ms(&self) -> f64 {
+        (self.appeared_s - self.sent_s) * 1000.0
+    }
+
+    /// The transcript line.
+    fn line(&self) -> String {
+        format!(
+            "# timed step {}: sent {:?} at {:.3} s, '{}' appeared at {:.3} s: {:.1} ms (within_ms = {})",
+            self.step,
+            self.send,
+            self.sent_s,
+            self.expect,
+            self.appeared_s,
+            self.latency_ms(),
+            self.limit_ms
+        )
+    }
+
+    /// Why the step fails, if it took too long.
+    fn failure(&self) -> Option<String> {
+        // Compared in whole microseconds, so that the bound is exact.
+        let limit_us = u128::from(self.limit_ms) * 1000;
+        let took_us = Duration::from_secs_f64((self.appeared_s - self.sent_s).max(0.0)).as_micros();
+        (took_us > limit_us).then(|| {
+            format!(
+                "step {}: '{}' appeared {:.1} ms after {:?} was sent (sent at {:.3} s, appeared at {:.3} s), \
+                 more than within_ms = {}",
+                self.step,
+                self.expect,
+                self.latency_ms(),
+                self.send,
+                self.sent_s,
+                self.appeared_s,
+                self.limit_ms
+            )
+        })
+    }
+}
+
+/// `timed steps: N, answered in min A ms, median B ms, max C ms` (`None`
+/// without timed steps).
+fn timing_summary(timings: &[Timing]) -> Option<String> {
+    let mut ms: Vec<f64> = timings.iter().map(Timing::latency_ms).collect();
+    ms.sort_by(f64::total_cmp);
+    let (&min, &max) = (ms.first()?, ms.last()?);
+    let mid = ms.len() / 2;
+    let median = if ms.len() % 2 == 1 {
+        ms[mid]
+    } else {
+        (ms[mid - 1] + ms[mid]) / 2.0
+    };
+    let limits: Vec<u64> = timings.iter().map(|t| t.limit_ms).collect();
+    let limit = match limits.iter().min() == limits.iter().max() {
+        true => format!(" (within_ms = {})", limits[0]),
+        false => String::new(),
+    };
+    Some(format!(
+        "timed steps: {}, answered in min {min:.1} ms, median {median:.1} ms, max {max:.1} ms{limit}",
+        ms.len()
+    ))
+}
+
+/// Types `text` on the serial console.
+fn send_text(stdin: &mut Option<ChildStdin>, text: &str) -> std::result::Result<(), String> {
+    let sent = match stdin.as_mut() {
+        Some(pipe) => pipe.write_all(text.as_bytes()).and_then(|()| pipe.flush()),
+        None => Ok(()),
+    };
+    sent.map_err(|e| format!("cannot send {text:?} to the console: {e}"))
 }
 
 fn drive(scenario: &Scenario, console: &Console, stdin: &mut Option<ChildStdin>, start: Instant) -> Drive {
@@ -386,25 +508,56 @@ fn drive(scenario: &Scenario, console: &Console, stdin: &mut Option<ChildStdin>,
         reasons: Vec::new(),
         early_exit_for: None,
         forbidden: None,
+        timings: Vec::new(),
     };
     let mut cursor = 0;
     let waits = scenario
         .expect
         .iter()
-        .map(|e| (Some(e.as_str()), None, None))
-        .chain(
-            scenario
-                .steps
-                .iter()
-                .map(|s| (s.expect.as_deref(), s.timeout_secs, s.send.as_deref())),
-        );
-    for (expect, step_secs, send) in waits {
+        .map(|e| (0, Some(e.as_str()), None, None, None))
+        .chain(scenario.steps.iter().enumerate().map(|(i, s)| {
+            (
+                i + 1,
+                s.expect.as_deref(),
+                s.timeout_secs,
+                s.send.as_deref(),
+                s.within_ms,
+            )
+        }));
+    for (step, expect, step_secs, send, within_ms) in waits {
+        // A timed step sends first; only what arrives after counts.
+        let mut sent_at = None;
+        if let (Some(_), Some(text)) = (within_ms, send) {
+            cursor = cursor.max(console.lock().serial.len());
+            sent_at = Some(Instant::now());
+            if let Err(reason) = send_text(stdin, text) {
+                drive.reasons.push(reason);
+                return drive;
+            }
+        }
         if let Some(expect) = expect {
             let step_deadline = step_secs
                 .map(|secs| (Instant::now() + Duration::from_secs(secs)).min(deadline))
                 .unwrap_or(deadline);
             match watcher.wait_for(Some(expect), cursor, step_deadline) {
-                Wait::Found(end) => cursor = end,
+                Wait::Found(end) => {
+                    cursor = end;
+                    if let (Some(limit_ms), Some(sent)) = (within_ms, sent_at) {
+                        let appeared = console.lock().arrival(end).unwrap_or_else(Instant::now);
+                        let timing = Timing {
+                            step,
+                            send: send.unwrap_or_default().to_string(),
+                            expect: expect.to_string(),
+                            sent_s: (sent - start).as_secs_f64(),
+                            appeared_s: appeared.saturating_duration_since(start).as_secs_f64(),
+                            limit_ms,
+                        };
+                        // Judged with the rest (`judge`): a slow answer
+                        // does not stop the run.
+                        console.note(&timing.line());
+                        drive.timings.push(timing);
+                    }
+                }
                 Wait::TimedOut => {
                     let secs = match step_secs {
                         Some(secs) if step_deadline < deadline => secs,
@@ -425,17 +578,11 @@ fn drive(scenario: &Scenario, console: &Console, stdin: &mut Option<ChildStdin>,
                 }
             }
         }
-        if let Some(text) = send {
-            let sent = match stdin.as_mut() {
-                Some(pipe) => pipe.write_all(text.as_bytes()).and_then(|()| pipe.flush()),
-                None => Ok(()),
-            };
-            if let Err(e) = sent {
-                drive
-                    .reasons
-                    .push(format!("cannot send {:?} to the console: {e}", text));
-                return drive;
-            }
+        if let (None, Some(text)) = (sent_at, send)
+            && let Err(reason) = send_text(stdin, text)
+        {
+            drive.reasons.push(reason);
+            return drive;
         }
     }
     match watcher.wait_for(None, cursor, deadline) {
@@ -470,11 +617,15 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
                 args.push("shift=0,align=off,sleep=off".into());
             }
             command_text = qemu::shell_words(&config.qemu.to_string_lossy(), &args);
-            let mut reasons = boot(scenario, config, &args, &console, start);
+            let (mut reasons, timings) = boot(scenario, config, &args, &console, start);
+            summary = timings;
             if let Some(words) = &scenario.props {
                 let verdict = crate::props::judge_run(words, &console.lock().serial);
                 reasons.extend(verdict.failures.iter().cloned());
-                summary = Some(verdict.summary());
+                summary = Some(match summary {
+                    Some(timings) => format!("{}; {timings}", verdict.summary()),
+                    None => verdict.summary(),
+                });
             }
             reasons
         }
@@ -495,14 +646,15 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
     report
 }
 
-/// Starts QEMU, drives it, and judges the run.
+/// Starts QEMU, drives it, and judges the run: the failures, and the
+/// summary of the timed steps' answer times, if it had any.
 fn boot(
     scenario: &Scenario,
     config: &Config,
     args: &[OsString],
     console: &Console,
     start: Instant,
-) -> Vec<String> {
+) -> (Vec<String>, Option<String>) {
     let spawned = Command::new(&config.qemu)
         .args(args)
         .stdin(Stdio::piped())
@@ -512,7 +664,10 @@ fn boot(
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            return vec![format!("cannot start {}: {e}", config.qemu.to_string_lossy())];
+            return (
+                vec![format!("cannot start {}: {e}", config.qemu.to_string_lossy())],
+                None,
+            );
         }
     };
     let stdout = child.stdout.take();
@@ -540,7 +695,11 @@ fn boot(
         drop(stdin);
         (drive, status, killed)
     });
-    judge(scenario, drive, status, killed, &console.lock().serial)
+    let timings = timing_summary(&drive.timings);
+    (
+        judge(scenario, drive, status, killed, &console.lock().serial),
+        timings,
+    )
 }
 
 /// Turns what happened into failure reasons (none: passed).
@@ -576,7 +735,13 @@ fn judge(
         Some(None) if killed => reasons.push("QEMU did not exit after it".to_string()),
         Some(None) | None => {}
     }
+    reasons.extend(drive.timings.iter().filter_map(Timing::failure));
     reasons.extend(check_ratios(scenario, serial));
+    if scenario.heap_stable
+        && let Err(e) = crate::soak::check_heap(&String::from_utf8_lossy(serial))
+    {
+        reasons.push(e);
+    }
     reasons
 }
 
@@ -664,6 +829,7 @@ mod tests {
             reasons: Vec::new(),
             early_exit_for: None,
             forbidden: None,
+            timings: Vec::new(),
         };
         let reasons = judge(&s, drive, None, true, b"fast 1 it/s slow 1 it/s");
         assert_eq!(reasons.len(), 1, "{reasons:?}");
@@ -671,6 +837,120 @@ mod tests {
             reasons[0].starts_with("ratio 'fast {} it/s' / 'slow {} it/s' is 1.000"),
             "{reasons:?}"
         );
+    }
+
+    fn timing(step: usize, sent_s: f64, appeared_s: f64) -> Timing {
+        Timing {
+            step,
+            send: "xm list\r".into(),
+            expect: "# ".into(),
+            sent_s,
+            appeared_s,
+            limit_ms: 50,
+        }
+    }
+
+    #[test]
+    fn timed_steps_are_judged_on_arrival_times() {
+        let t0 = Instant::now();
+        let mut out = Output::default();
+        for (len, ms) in [(10, 5), (25, 40), (26, 90)] {
+            out.serial.resize(len, b'x');
+            out.arrivals.push((len, t0 + Duration::from_millis(ms)));
+        }
+        // A match ending at byte 11..=25 came with the second chunk.
+        assert_eq!(out.arrival(10), Some(t0 + Duration::from_millis(5)));
+        assert_eq!(out.arrival(11), Some(t0 + Duration::from_millis(40)));
+        assert_eq!(out.arrival(25), Some(t0 + Duration::from_millis(40)));
+        assert_eq!(out.arrival(26), Some(t0 + Duration::from_millis(90)));
+        assert_eq!(out.arrival(27), None);
+
+        let fast = timing(3, 12.0, 12.05);
+        assert_eq!(fast.failure(), None, "exactly the limit passes");
+        assert_eq!(
+            fast.line(),
+            "# timed step 3: sent \"xm list\\r\" at 12.000 s, '# ' appeared at 12.050 s: 50.0 ms (within_ms = 50)"
+        );
+        let slow = timing(4, 12.25, 12.32);
+        assert_eq!(
+            slow.failure().as_deref(),
+            Some(
+                "step 4: '# ' appeared 70.0 ms after \"xm list\\r\" was sent (sent at 12.250 s, appeared at \
+                 12.320 s), more than within_ms = 50"
+            )
+        );
+        assert_eq!(timing_summary(&[]), None);
+        assert_eq!(
+            timing_summary(&[slow.clone(), fast.clone(), timing(5, 1.0, 1.003)]).as_deref(),
+            Some("timed steps: 3, answered in min 3.0 ms, median 50.0 ms, max 70.0 ms (within_ms = 50)")
+        );
+        let mut other = timing(6, 1.0, 1.010);
+        other.limit_ms = 20;
+        assert_eq!(
+            timing_summary(&[fast, other]).as_deref(),
+            Some("timed steps: 2, answered in min 10.0 ms, median 30.0 ms, max 50.0 ms")
+        );
+
+        // Judged with the rest: a slow answer fails a run that passed otherwise.
+        let s = scenario(
+            "timed",
+            "description = \"d\"\n[[step]]\nsend = \"x\"\nexpect = \"# \"\nwithin_ms = 50\n",
+        );
+        let drive = Drive {
+            reasons: Vec::new(),
+            early_exit_for: None,
+            forbidden: None,
+            timings: vec![slow],
+        };
+        let reasons = judge(&s, drive, None, true, b"");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("step 4: '# ' appeared 70.0 ms after"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn heap_stable_applies_the_soak_rule() {
+        let s = scenario("heap", "description = \"d\"\nheap_stable = true\n");
+        let destroyed = |domid: u64, heap: u64| {
+            format!(
+                "[    1.0] cpu0 INFO  domain: domain {domid} ('hello') destroyed after 1 ms of CPU: 1024 pages \
+                 returned; 5000 frames free, heap {heap} bytes in use\r\n(d{domid}) hello: goodbye\r\n"
+            )
+        };
+        let run = |heaps: &[u64]| -> Vec<String> {
+            let serial: String = (1..).zip(heaps).map(|(d, &h)| destroyed(d, h)).collect();
+            let drive = Drive {
+                reasons: Vec::new(),
+                early_exit_for: None,
+                forbidden: None,
+                timings: Vec::new(),
+            };
+            judge(&s, drive, None, true, serial.as_bytes())
+        };
+        let mut heaps = vec![900; 9];
+        heaps.extend([1000; 12]);
+        assert!(run(&heaps).is_empty(), "{:?}", run(&heaps));
+        heaps.push(1016);
+        assert_eq!(
+            run(&heaps),
+            [
+                "the hypervisor heap grew by 16 bytes: 1000 bytes in use after destroy 10, 1016 after destroy 22 \
+                 (the last)"
+            ]
+        );
+        let few = run(&[1; 5]);
+        assert!(few[0].starts_with("heap check: 5 domain(s) destroyed"), "{few:?}");
+        // Without the key nothing is checked.
+        let plain = scenario("plain", "description = \"d\"\n");
+        let drive = Drive {
+            reasons: Vec::new(),
+            early_exit_for: None,
+            forbidden: None,
+            timings: Vec::new(),
+        };
+        assert!(judge(&plain, drive, None, true, b"").is_empty());
     }
 
     #[test]
@@ -890,6 +1170,13 @@ mod tests {
                 "auto = [\"a.cfg\"]\nexpect = [\"all checks\"]",
                 None,
             ),
+            (
+                &echo,
+                "timed",
+                "[[step]]\nexpect = \"ready> \"\n[[step]]\nsend = \"timed!\"\nexpect = \"timed\"\n\
+                 within_ms = 20000",
+                None,
+            ),
         ];
         let mut reports = Vec::new();
         for (elf, name, body, _) in &cases {
@@ -917,6 +1204,16 @@ mod tests {
             );
             assert!(log.contains("# result: "), "{name}: {log}");
         }
+        // The timed step: sent first, its echo timed, summed up in the report.
+        let timed = &reports[9];
+        assert!(
+            timed
+                .summary
+                .as_deref()
+                .is_some_and(|s| s.starts_with("timed steps: 1, answered in min ")),
+            "{timed:?}"
+        );
+        assert!(fs::read_to_string(&timed.transcript)?.contains("# timed step 2: sent \"timed!\" at "));
         assert!(reports[4].elapsed < Duration::from_secs(10), "{:?}", reports[4]);
         assert!(reports[7].elapsed < Duration::from_secs(10), "{:?}", reports[7]);
         assert!(dir.join("out/corrupt/bundle-corrupt.cpio").is_file());

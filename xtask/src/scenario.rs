@@ -14,6 +14,7 @@
 //! auto = ["hello.cfg"]  # optional: the bundle's auto/ holds exactly these configs
 //! props = ["priv"]      # optional: one domain per property of the suite (`props.rs`)
 //! timeout_secs = 60     # hard limit for the whole run; default 60
+//! heap_stable = false   # the hypervisor heap must not grow over the domain destroys
 //! exit = "success"      # "success" (QEMU status 33) | "failure" (status 35); default "success"
 //! expect = ["Oxen 0.1.0", "boot protocol: PVH"]  # must appear in this order
 //! forbid = ["FATAL"]    # must not appear anywhere
@@ -22,6 +23,7 @@
 //! expect = "dom0# "     # wait for this (after everything matched so far)...
 //! send = "xm list\n"    # ...then type this on the serial console
 //! timeout_secs = 10     # optional limit for this step's wait
+//! within_ms = 50        # optional: send first, then `expect` must appear within 50 ms
 //!
 //! [[ratio]]             # optional: a number in the output, or the ratio of two
 //! numerator = "spin: spin-512 steady rate {} iterations/s"   # `{}` stands for a number
@@ -57,6 +59,15 @@
 //! (`numerator / denominator`, or the numerator alone) must lie within
 //! `tolerance` of `expect`, relatively: `|value / expect - 1| <= tolerance`.
 //! A pattern that never matched fails the scenario too.
+//!
+//! `within_ms` makes a step a timed request (`runner.rs` stamps the serial
+//! output as it arrives): the step types `send` first, then waits for
+//! `expect` in what arrives after it, and the scenario fails when the
+//! answer took longer than `within_ms` (the wait itself still ends only at
+//! the step's `timeout_secs`, so the report says how late it was).
+//! `heap_stable = true` applies `cargo xtask soak`'s heap rule to the
+//! run's output ([`crate::soak::check_heap`]): the hypervisor heap in use
+//! after the last domain destroy is not above its value after the tenth.
 
 use std::fs;
 use std::path::Path;
@@ -137,7 +148,10 @@ impl ExpectedExit {
     }
 }
 
-/// One interactive step: wait for `expect` (if any), then type `send` (if any).
+/// One interactive step: wait for `expect` (if any), then type `send` (if
+/// any). A timed step (`within_ms`) goes the other way: it types `send`,
+/// then `expect` must appear, in output that arrived after the send, at
+/// most `within_ms` milliseconds after it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -147,6 +161,8 @@ pub struct Step {
     pub send: Option<String>,
     /// Limit for this step's wait, in seconds (the scenario's limit still applies).
     pub timeout_secs: Option<u64>,
+    /// Largest time from writing `send` to `expect` appearing, in milliseconds.
+    pub within_ms: Option<u64>,
 }
 
 /// A `[[ratio]]` table as written.
@@ -336,6 +352,8 @@ struct File {
     ratio: Vec<RatioFile>,
     #[serde(default)]
     icount: bool,
+    #[serde(default)]
+    heap_stable: bool,
 }
 
 /// A checked scenario.
@@ -375,6 +393,9 @@ pub struct Scenario {
     /// TSC then counts instructions, so time-based checks (scheduler
     /// shares) do not depend on how busy the host is. Ignored under KVM.
     pub icount: bool,
+    /// Check the hypervisor's heap figures in its domain destroy lines
+    /// ([`crate::soak::check_heap`]) once the run is over.
+    pub heap_stable: bool,
 }
 
 fn check_timeout(what: &str, secs: u64) -> Result<u64> {
@@ -463,6 +484,19 @@ impl Scenario {
             if let Some(secs) = step.timeout_secs {
                 check_timeout(&format!("step {number} timeout_secs"), secs)?;
             }
+            if let Some(ms) = step.within_ms {
+                if step.send.is_none() || step.expect.is_none() {
+                    return Err(error(format!(
+                        "step {number} has within_ms but not both send and expect"
+                    )));
+                }
+                if !(1..=MAX_TIMEOUT_SECS * 1000).contains(&ms) {
+                    return Err(error(format!(
+                        "step {number} within_ms must be between 1 and {}, not {ms}",
+                        MAX_TIMEOUT_SECS * 1000
+                    )));
+                }
+            }
         }
         let ratios = file
             .ratio
@@ -487,6 +521,7 @@ impl Scenario {
             steps: file.step,
             ratios,
             icount: file.icount,
+            heap_stable: file.heap_stable,
         })
     }
 
@@ -627,6 +662,42 @@ mod tests {
         );
         assert!(rejected("description = \"d\"\n[[step]]\ntimeout_secs = 3").contains("step 1"));
         assert!(rejected("description = \"d\"\n[[step]]\nsend = \"x\"\nbogus = 1").contains("bogus"));
+    }
+
+    #[test]
+    fn timed_steps_and_heap_stable() -> Result<()> {
+        let text = r##"
+            description = "d"
+            heap_stable = true
+            [[step]]
+            expect = "# "
+            send = "xm list\r"
+            [[step]]
+            send = "\r"
+            expect = "# "
+            within_ms = 50
+            timeout_secs = 5
+        "##;
+        let s = Scenario::parse("x", text)?;
+        assert!(s.heap_stable);
+        assert_eq!(s.steps[0].within_ms, None);
+        assert_eq!(
+            s.steps[1],
+            Step {
+                expect: Some("# ".into()),
+                send: Some("\r".into()),
+                timeout_secs: Some(5),
+                within_ms: Some(50),
+            }
+        );
+        assert!(!Scenario::parse("x", "description = \"d\"")?.heap_stable);
+        let with = |step: &str| rejected(&format!("description = \"d\"\n[[step]]\n{step}"));
+        assert!(with("expect = \"# \"\nwithin_ms = 50").contains("step 1 has within_ms but not both"));
+        assert!(with("send = \"x\"\nwithin_ms = 50").contains("not both send and expect"));
+        assert!(with("send = \"x\"\nexpect = \"y\"\nwithin_ms = 0").contains("within_ms must be between 1"));
+        assert!(with("send = \"x\"\nexpect = \"y\"\nwithin_ms = -5").contains("within_ms"));
+        assert!(rejected("description = \"d\"\nheap_stable = \"yes\"").contains("heap_stable"));
+        Ok(())
     }
 
     #[test]

@@ -431,7 +431,7 @@ impl Watch {
 }
 
 /// How `domid` stopped, or `None` while it has not; `ESRCH` if it is gone.
-fn stopped<H: Hv>(hv: &mut H, domid: DomId) -> Result<Option<Stop>, Status> {
+pub fn stopped<H: Hv>(hv: &mut H, domid: DomId) -> Result<Option<Stop>, Status> {
     let info = hv.domctl_getinfo(domid)?;
     // `getinfo` describes the first domain with an ID >= domid.
     if info.domid != domid {

@@ -204,6 +204,13 @@ pub const COMMANDS: &[Help] = &[
         options: &[],
     },
     Help {
+        name: "soak",
+        args: "<Cycles> [ConfigFile]",
+        desc: "Oxen test/maintenance: create and destroy a domain from <ConfigFile> (default hello) \
+               <Cycles> times; check that every frame comes back.",
+        options: &[],
+    },
+    Help {
         name: "poweroff",
         args: "",
         desc: "Oxen test/maintenance: power dom0 off once no domain is left and all memory is back \
@@ -365,6 +372,13 @@ pub enum Command {
     },
     /// `poweroff` (Oxen's own).
     Poweroff,
+    /// `soak N [CFG]` (Oxen's own).
+    Soak {
+        /// How many times to create and destroy the domain.
+        cycles: u32,
+        /// The config file (`hello` when not given).
+        config: String,
+    },
 }
 
 /// Why a line is not a command; `Display` is what the shell prints.
@@ -619,6 +633,15 @@ pub fn parse(words: &[String]) -> Result<Option<Command>, Error> {
         "poweroff" => {
             exactly(0)?;
             Command::Poweroff
+        }
+        "soak" => {
+            let (cycles, config) = match args.as_slice() {
+                [cycles] => (cycles, crate::xm::soak::DEFAULT_CONFIG.to_string()),
+                [cycles, config] => (cycles, config.clone()),
+                _ => return Err(usage_err("'xm soak' requires 1 or 2 arguments.".into())),
+            };
+            let cycles = parse_u32(cycles).filter(|&n| n > 0).ok_or_else(invalid)?;
+            Command::Soak { cycles, config }
         }
         // Every name in COMMANDS has an arm above.
         _ => return Err(Error::Unknown(first.clone())),
@@ -920,6 +943,30 @@ mod tests {
             }
         );
         assert!(err("vcpu-set web two").starts_with("Error: Invalid argument."));
+    }
+
+    #[test]
+    fn soak() {
+        assert_eq!(
+            cmd("xm soak 200"),
+            Command::Soak {
+                cycles: 200,
+                config: "hello".into()
+            }
+        );
+        assert_eq!(
+            cmd("so 3 spin"),
+            Command::Soak {
+                cycles: 3,
+                config: "spin".into()
+            }
+        );
+        assert!(err("soak").starts_with("Error: 'xm soak' requires 1 or 2 arguments.\n\nUsage: xm soak"));
+        assert!(err("soak 1 a b").starts_with("Error: 'xm soak' requires 1 or 2 arguments."));
+        for bad in ["0", "-1", "x", "99999999999"] {
+            assert!(err(&alloc::format!("soak {bad}")).starts_with("Error: "), "{bad}");
+        }
+        assert!(long_help().contains(" soak                 Oxen test/maintenance:"));
     }
 
     #[test]

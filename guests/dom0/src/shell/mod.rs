@@ -19,6 +19,9 @@
 //!   prompt, and so does the domain going away.
 //! - **waiting** for domains to stop (`xm shutdown -w`); Ctrl-C stops
 //!   waiting.
+//! - **soaking** (`xm soak`): each tick finishes the cycle under way if
+//!   its domain stopped and starts the next (`xm/soak.rs`); Ctrl-C ends
+//!   the soak early.
 //!
 //! Nothing typed can make the shell panic: every path is covered by the
 //! fuzz tests in `tests.rs`.
@@ -41,6 +44,7 @@ use crate::config::Config;
 use crate::hv::Hv;
 use crate::toolstack::{StartError, start_domain};
 use crate::watch::Reaper;
+use crate::xm::soak::Soak;
 use crate::xm::{Attach, Fail, Next, Wait, Xm};
 
 /// The prompt, as on an Oracle VM Server's dom0.
@@ -61,6 +65,8 @@ enum Mode {
     Attached(Attach),
     /// Waiting for domains to stop.
     Waiting(Wait),
+    /// Creating and destroying domains (`xm soak`).
+    Soaking(Soak),
 }
 
 /// The shell: the line editor, the toolstack and the mode.
@@ -120,10 +126,11 @@ impl<'a> Shell<'a> {
     /// How long the guest may sleep before calling [`Shell::tick`] again
     /// if nothing wakes it (`None`: until something does).
     pub fn timeout_ns(&self) -> Option<u64> {
-        match self.mode {
+        match &self.mode {
             Mode::Prompt => None,
             Mode::Attached(_) => Some(CONSOLE_POLL_NS),
             Mode::Waiting(_) => Some(WAIT_POLL_NS),
+            Mode::Soaking(soak) => Some(soak.timeout_ns()),
         }
     }
 
@@ -159,6 +166,12 @@ impl<'a> Shell<'a> {
                     if byte == CTRL_C {
                         say!(self.out, "^C");
                         say!(self.out, "Interrupted.");
+                        self.prompt();
+                    }
+                }
+                Mode::Soaking(soak) => {
+                    if byte == CTRL_C {
+                        soak.interrupt(hv, now_ns, &mut self.out);
                         self.prompt();
                     }
                 }
@@ -225,6 +238,12 @@ impl<'a> Shell<'a> {
                     self.prompt();
                 }
             }
+            Mode::Soaking(soak) => {
+                let bundle = self.xm.bundle.as_ref();
+                if soak.step(hv, bundle, self.xm.tsc_khz, now_ns, &mut self.out) {
+                    self.prompt();
+                }
+            }
         }
     }
 
@@ -240,7 +259,7 @@ impl<'a> Shell<'a> {
                 attach.end_line(&mut self.out);
                 self.out.push_str(text);
             }
-            Mode::Waiting(_) => self.out.push_str(text),
+            Mode::Waiting(_) | Mode::Soaking(_) => self.out.push_str(text),
         }
     }
 
@@ -272,6 +291,7 @@ impl<'a> Shell<'a> {
             Ok(Next::Prompt) => self.prompt(),
             Ok(Next::Attach(attach)) => self.mode = Mode::Attached(attach),
             Ok(Next::Wait(wait)) => self.mode = Mode::Waiting(wait),
+            Ok(Next::Soak(soak)) => self.mode = Mode::Soaking(soak),
             Ok(Next::PowerOff(reason)) => self.done = Some(reason),
             Err(fail) => {
                 match fail {

@@ -547,6 +547,7 @@ fn fuzz_random_input_never_breaks_the_shell() {
                     "sched-credit -d 1 -w 7\r",
                     "create hello -c\r",
                     "uptime\r",
+                    "soak 2\r",
                 ];
                 let w = words[usize::try_from(rng.next() % words.len() as u64).unwrap()];
                 sh.input_all(&mut hv, w.as_bytes(), now);
@@ -584,4 +585,140 @@ fn a_line_runs_after_its_echo_is_shown() {
         sh.take_output()
             .contains("hello                                        1")
     );
+}
+
+/// Let the shell run an `xm soak` to its end, powering each domain off
+/// (or, with `stop` false, leaving it to run); `each` is called before
+/// every tick. The output after the command's first lines, and the ticks.
+fn soak_to_the_end(
+    sh: &mut Shell<'_>,
+    hv: &mut FakeHv,
+    stop: bool,
+    mut each: impl FnMut(&mut FakeHv, u32),
+) -> (String, u32) {
+    let mut out = String::new();
+    let mut now = 0;
+    for tick in 0..100_000 {
+        if sh.timeout_ns().is_none() {
+            return (out, tick);
+        }
+        each(hv, tick);
+        let running: Vec<DomId> = hv.domains.keys().copied().filter(|&d| d != 0).collect();
+        if stop {
+            for domid in running {
+                hv.shut_down(domid, 0);
+            }
+        }
+        now += crate::xm::soak::POLL_NS;
+        sh.tick(hv, now);
+        out.push_str(&sh.take_output());
+    }
+    panic!("the soak did not end: {out}");
+}
+
+#[test]
+fn soak_creates_and_destroys_and_checks_the_frames() {
+    let bytes = bundle_bytes();
+    let mut hv = FakeHv::with_dom0(100_000);
+    let mut sh = shell(&bytes, &mut hv);
+    let out = typed(&mut sh, &mut hv, b"xm soak 2500\r", 0);
+    assert_eq!(
+        out,
+        "xm soak 2500\nUsing config file \"configs/hello.cfg\".\n\
+         soak: 2500 cycles of 'hello' (4 MiB each), 100000 frames free at the start; Ctrl-C stops\n"
+    );
+    assert_eq!(hv.domain(1).state, domstate::RUNNING, "the first cycle started");
+    assert_eq!(sh.timeout_ns(), Some(crate::xm::soak::POLL_NS));
+    let (out, ticks) = soak_to_the_end(&mut sh, &mut hv, true, |_, _| {});
+    assert_eq!(ticks, 2500);
+    assert_eq!(hv.created, 2500);
+    assert_eq!(hv.destroyed.len(), 2500);
+    assert_eq!(
+        out,
+        "soak: 1000 cycles, 100000 frames free (start 100000)\n\
+         soak: 2000 cycles, 100000 frames free (start 100000)\n\
+         soak: 2500 cycles, 100000 frames free (start 100000)\n\
+         soak: 2500 cycles of 'hello' in 250.0 s (10.0 cycles/s): 2500 powered off\n\
+         soak: 2500 cycles done, free frames 100000 == start 100000: restored\n[root@oxen ~]# "
+    );
+    assert!(hv.domains.keys().all(|&d| d == 0));
+    // The watch knows nothing of them: poweroff is clean.
+    assert!(typed(&mut sh, &mut hv, b"xm poweroff\r", 0).contains("success"));
+}
+
+#[test]
+fn soak_destroys_a_domain_that_keeps_running_and_reports_a_leak() {
+    let bytes = bundle_bytes();
+    let mut hv = FakeHv::with_dom0(100_000);
+    let mut sh = shell(&bytes, &mut hv);
+    typed(&mut sh, &mut hv, b"soak 3 hello\r", 0);
+    // Nobody stops the domains: each is destroyed once it has run for the
+    // limit; a frame goes missing on the way.
+    let (out, _) = soak_to_the_end(&mut sh, &mut hv, false, |hv, tick| {
+        if tick == 5 {
+            hv.free_pages -= 1;
+        }
+    });
+    assert!(
+        out.contains("soak: 3 cycles of 'hello' in ") && out.contains("3 destroyed while running\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "soak: 3 cycles done, free frames 99999 != start 100000: LEAKED 1 frames\n[root@oxen ~]# "
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn soak_stops_on_a_failure_or_ctrl_c() {
+    let bytes = bundle_bytes();
+    let mut hv = FakeHv::with_dom0(100_000);
+    let mut sh = shell(&bytes, &mut hv);
+    // Creating fails (name taken): nothing is left behind.
+    run(&mut sh, &mut hv, "create hello -p");
+    let out = typed(&mut sh, &mut hv, b"soak 5\r", 0);
+    assert!(
+        out.contains(
+            "Error: soak: cycle 1: domain 'hello' could not be created: a domain named 'hello' already exists\n\
+             soak: 0 cycles of 'hello' in 0.0 s (0.0 cycles/s): no domain ran\n\
+             soak: stopped after 0 of 5 cycles, free frames 98976 == start 98976: restored\n[root@oxen ~]# "
+        ),
+        "{out}"
+    );
+    run(&mut sh, &mut hv, "destroy hello");
+
+    // Destroying fails: the soak stops and says so.
+    typed(&mut sh, &mut hv, b"soak 5\r", 0);
+    hv.shut_down(2, 0);
+    hv.fail = vec![crate::fake::Fail::Destroy(Status::EBUSY)];
+    let out = typed(&mut sh, &mut hv, b"", SEC);
+    assert!(
+        out.starts_with("Error: soak: cannot destroy domain 2: EBUSY (busy)\n"),
+        "{out}"
+    );
+    assert!(out.contains("stopped after 0 of 5 cycles"), "{out}");
+    assert!(hv.domains.keys().all(|&d| d == 0), "destroyed on the second try");
+
+    // Ctrl-C: the domain under way is destroyed.
+    typed(&mut sh, &mut hv, b"soak 5\r", 0);
+    hv.shut_down(3, 0);
+    typed(&mut sh, &mut hv, b"typed ahead is ignored\r", SEC);
+    assert_eq!(hv.domain(4).state, domstate::RUNNING);
+    let out = typed(&mut sh, &mut hv, b"\x03", 2 * SEC);
+    assert!(out.starts_with("^C\nsoak: 1 cycles of 'hello' in 2.0 s (0.5 cycles/s): 1 powered off\n"));
+    assert!(
+        out.ends_with(
+            "soak: stopped after 1 of 5 cycles, free frames 100000 == start 100000: restored\n[root@oxen ~]# "
+        ),
+        "{out}"
+    );
+    assert!(hv.domains.keys().all(|&d| d == 0));
+
+    assert!(run(&mut sh, &mut hv, "soak").starts_with("Error: 'xm soak' requires 1 or 2 arguments."));
+    assert!(run(&mut sh, &mut hv, "soak 0").starts_with("Error: Invalid argument.\n\nUsage: xm soak"));
+    assert!(run(&mut sh, &mut hv, "soak nosuch").starts_with("Error: Invalid argument."));
+    assert!(run(&mut sh, &mut hv, "soak 1 nosuch").starts_with("Error: Unable to open config file: nosuch"));
+    assert!(run(&mut sh, &mut hv, "soak 1 broken").contains("expected '=' after 'memory'"));
 }

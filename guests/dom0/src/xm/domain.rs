@@ -9,6 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use dom0_abi::{DomId, ShutdownReason, Status, domstate};
+use oxen_bundle::Archive;
 
 use super::{Attach, Fail, Next, Xm, domains, hv_fail, is_dom0, name_of, resolve};
 use crate::config::Config;
@@ -29,23 +30,7 @@ pub fn create<H: Hv>(
     now_ns: u64,
     out: &mut String,
 ) -> Result<Next, Fail> {
-    let Some(bundle) = xm.bundle else {
-        return Err(Fail::error(alloc::format!(
-            "Unable to open config file: {name}: dom0 has no boot bundle"
-        )));
-    };
-    let entry = find_config(&bundle, name).map_err(|tried| {
-        Fail::error(alloc::format!(
-            "Unable to open config file: {name} (the boot bundle has none of {})",
-            tried.join(", ")
-        ))
-    })?;
-    say!(out, "Using config file \"{}\".", entry.name);
-    let parsed = Config::parse(entry.name, entry.data).map_err(Fail::error)?;
-    for warning in &parsed.warnings {
-        say!(out, "Warning: {warning}");
-    }
-    let mut config = parsed.config;
+    let (bundle, mut config) = load_config(xm, name, out)?;
     for var in vars {
         config.apply_override(var).map_err(Fail::error)?;
     }
@@ -63,6 +48,28 @@ pub fn create<H: Hv>(
         return Attach::start(hv, domid, &name, out).map(Next::Attach);
     }
     Ok(Next::Prompt)
+}
+
+/// The config file `xm create NAME` means, from the boot bundle, parsed:
+/// says which file it is and prints its warnings, as xm does.
+pub fn load_config<'a>(xm: &Xm<'a>, name: &str, out: &mut String) -> Result<(Archive<'a>, Config), Fail> {
+    let Some(bundle) = xm.bundle else {
+        return Err(Fail::error(alloc::format!(
+            "Unable to open config file: {name}: dom0 has no boot bundle"
+        )));
+    };
+    let entry = find_config(&bundle, name).map_err(|tried| {
+        Fail::error(alloc::format!(
+            "Unable to open config file: {name} (the boot bundle has none of {})",
+            tried.join(", ")
+        ))
+    })?;
+    say!(out, "Using config file \"{}\".", entry.name);
+    let parsed = Config::parse(entry.name, entry.data).map_err(Fail::error)?;
+    for warning in &parsed.warnings {
+        say!(out, "Warning: {warning}");
+    }
+    Ok((bundle, parsed.config))
 }
 
 /// `xm destroy DOM`.

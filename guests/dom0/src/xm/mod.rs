@@ -8,7 +8,8 @@
 //! reboot, pause, unpause, domid, domname, poweroff), `list.rs` (list),
 //! `console.rs` (console, dmesg), `info.rs` (info), `uptime.rs`,
 //! `sched.rs` (sched-credit), `memory.rs` (mem-set, mem-max), `vcpu.rs`
-//! (vcpu-list, vcpu-set, vcpu-pin). Each command writes its output into a
+//! (vcpu-list, vcpu-set, vcpu-pin), `soak.rs` (Oxen's `soak`, which the
+//! shell drives over many wake-ups). Each command writes its output into a
 //! `String` and returns what the shell does next ([`Next`]) or why it
 //! failed ([`Fail`]); `shell/` prints and waits.
 
@@ -18,6 +19,7 @@ pub mod info;
 pub mod list;
 pub mod memory;
 pub mod sched;
+pub mod soak;
 pub mod uptime;
 pub mod vcpu;
 
@@ -46,6 +48,8 @@ pub enum Next {
     Wait(Wait),
     /// Shut dom0 down with this reason (`xm poweroff`).
     PowerOff(dom0_abi::ShutdownReason),
+    /// Create and destroy domains until the soak is over (`xm soak`).
+    Soak(soak::Soak),
 }
 
 /// Why a command failed; the shell prints it.
@@ -132,6 +136,7 @@ impl<'a> Xm<'a> {
             Command::Domid { name } => domain::domid(hv, &name, out),
             Command::Domname { id } => domain::domname(hv, &id, out),
             Command::Poweroff => domain::poweroff(self, hv, out),
+            Command::Soak { cycles, config } => soak::start(self, hv, cycles, &config, now_ns, out),
             // The shell answers these itself.
             Command::Help { .. } => Ok(Next::Prompt),
         }
