@@ -62,8 +62,8 @@ hypercalls! {
     ConsoleRead = 2, "console_read", privileged;
     /// `sched_yield()` → 0: let another vCPU run.
     SchedYield = 3, "sched_yield", any;
-    /// `sched_block()` → 0 once a wake-up is pending (console input or a domain
-    /// state change for dom0; event channels later).
+    /// `sched_block()` → 0 once an event is pending for this vCPU (an
+    /// unmasked port, or for dom0 console input or a domain state change).
     SchedBlock = 4, "sched_block", any;
     /// `sched_shutdown(reason)`: stop this domain with a [`ShutdownReason`]; no return.
     SchedShutdown = 5, "sched_shutdown", any;
@@ -130,8 +130,9 @@ hypercalls! {
     /// `domctl_set_max_mem(domid, max_pages)`: change `max_pages` (not below
     /// `tot_pages`). Since 1.1.
     DomctlSetMaxMem = 39, "domctl_set_max_mem", privileged;
-    /// `domctl_set_vcpus(domid, online)`: bring vCPUs `0..online` up and the
-    /// rest down (within the domain's vCPU count). Since 1.1.
+    /// `domctl_set_vcpus(domid, online)`: allow vCPUs `0..online` to run and
+    /// take the rest down (within the domain's vCPU count; a vCPU other than
+    /// 0 runs only once it has a context, which no call sets yet). Since 1.1.
     DomctlSetVcpus = 40, "domctl_set_vcpus", privileged;
     /// `domctl_sched_get(domid, out)`: its [`SchedParams`]. Since 1.1.
     DomctlSchedGet = 41, "domctl_sched_get", privileged;

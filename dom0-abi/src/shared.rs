@@ -64,15 +64,15 @@ pub struct StartInfo {
     pub first_free_gfn: u64,
     /// Top of the initial stack.                              @64
     pub stack_top_va: u64,
-    /// TSC frequency in kHz (until the time record lands).    @72
+    /// TSC frequency in kHz (the time record is the precise source). @72
     pub tsc_khz: u64,
     /// dom0: where the boot bundle is mapped, else 0.         @80
     pub module_va: u64,
     /// dom0: bundle length in bytes, else 0.                  @88
     pub module_len: u64,
-    /// Console event channel (0 until event channels land).   @96
+    /// Console event channel (0: none; not used yet).           @96
     pub console_evtchn: u32,
-    /// Store event channel (0 until event channels land).     @100
+    /// Store event channel (0: none; not used yet).             @100
     pub store_evtchn: u32,
     /// Reserved, zero.                                        @104
     pub reserved: [u64; 5],

@@ -522,6 +522,10 @@ impl DomainTable {
             // block; a running one finds it pending at its next block.
             if v.blocked {
                 v.blocked = false;
+                if v.poll.take().is_some() {
+                    // A poll ends as if it timed out: dom0 looks again.
+                    v.regs.rax = 0;
+                }
                 crate::sched::kick();
             } else {
                 v.wake_pending = true;

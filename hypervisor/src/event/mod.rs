@@ -68,6 +68,8 @@ impl Default for EventTable {
 }
 
 impl EventTable {
+    /// A free port for `state`: the lowest free number. The caller resets
+    /// its pending and mask bits (`fresh`).
     fn alloc(&mut self, state: PortState, vcpu: u32) -> Result<u32, Status> {
         let index = match self.ports.iter().skip(1).position(|p| p.state == PortState::Free) {
             Some(i) => i + 1,
@@ -116,6 +118,14 @@ impl EventTable {
     }
 }
 
+/// Give a newly allocated port a clean slate in the shared page: not
+/// pending, not masked (a port number may be reused after a close).
+fn fresh(dom: &crate::domain::Domain, port: u32) -> u32 {
+    dom.shared.clear_pending(port);
+    dom.shared.unmask(port);
+    port
+}
+
 fn resolve(caller: DomId, dom: u64) -> Result<DomId, Status> {
     match DomId::try_from(dom).map_err(|_| Status::EINVAL)? {
         DOMID_SELF => Ok(caller),
@@ -135,7 +145,8 @@ pub fn alloc_unbound(t: &mut DomainTable, caller: DomId, remote: u64) -> Result<
     let remote = resolve(caller, remote)?;
     live(t, remote)?;
     let dom = t.get_mut(caller).ok_or(Status::ESRCH)?;
-    dom.events.alloc(PortState::Unbound { remote }, 0)
+    let port = dom.events.alloc(PortState::Unbound { remote }, 0)?;
+    Ok(fresh(dom, port))
 }
 
 /// `evtchn_bind_interdomain(remote, rport)`.
@@ -147,11 +158,9 @@ pub fn bind_interdomain(t: &mut DomainTable, caller: DomId, remote: u64, rport: 
     if far.state != (PortState::Unbound { remote: caller }) {
         return Err(Status::EINVAL);
     }
-    let lport = t
-        .get_mut(caller)
-        .ok_or(Status::ESRCH)?
-        .events
-        .alloc(PortState::Interdomain { remote, rport }, 0)?;
+    let me = t.get_mut(caller).ok_or(Status::ESRCH)?;
+    let lport = me.events.alloc(PortState::Interdomain { remote, rport }, 0)?;
+    fresh(me, lport);
     let far_dom = t.get_mut(remote).ok_or(Status::ESRCH)?;
     far_dom.events.set(
         rport,
@@ -185,6 +194,7 @@ pub fn bind_virq(t: &mut DomainTable, caller: DomId, virq: u64, vcpu: u64) -> Re
         return Err(Status::EEXIST);
     }
     let port = dom.events.alloc(PortState::Virq(virq), v as u32)?;
+    fresh(dom, port);
     dom.events.virqs[v][virq as usize] = port;
     Ok(port)
 }
@@ -196,7 +206,8 @@ pub fn bind_ipi(t: &mut DomainTable, caller: DomId, vcpu: u64) -> Result<u32, St
     if v as usize >= dom.vcpus.len() {
         return Err(Status::EINVAL);
     }
-    dom.events.alloc(PortState::Ipi, v)
+    let port = dom.events.alloc(PortState::Ipi, v)?;
+    Ok(fresh(dom, port))
 }
 
 fn port_arg(port: u64) -> Result<u32, Status> {

@@ -1,8 +1,8 @@
-//! Per-hypercall counters (`hcstats=on`): calls and TSC ticks spent in the
-//! hypervisor's handling of each hypercall number, from the exit to the
-//! decision to resume. Under QEMU's `-icount` TSC ticks are instructions,
-//! so a regression points at its path. The table is logged when dom0 stops,
-//! and so also appears in `xm dmesg` output captured before that.
+//! Per-hypercall counters (`hcstats=on`): calls and TSC ticks spent in
+//! `hypercall::dispatch` for each hypercall number (the handler itself; the
+//! entry and exit stubs and the run loop are not included). Under QEMU's
+//! `-icount` TSC ticks are instructions, so a regression points at its
+//! path. The table is logged when dom0 stops.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use dom0_abi::Hypercall;

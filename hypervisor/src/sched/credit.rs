@@ -22,8 +22,10 @@
 //! * **Bounds.** A vCPU's credit stays within ± one period
 //!   (`±period_ns`): a grant never lifts it above `+period_ns`, so an idle
 //!   domain cannot hoard, and debt is floored at `-period_ns`. Credit a
-//!   domain cannot take (because of that bound or its cap) goes to the other
-//!   active domains by weight ("water filling"), as Xen's `credit_peak` does.
+//!   domain cannot hold is dropped, not handed to the others: handing it on
+//!   would refill a domain that ran more than its share and erase the
+//!   weights. Only what a capped domain may not use (beyond its cap budget)
+//!   goes to the other active domains by weight ("water filling").
 //! * **Balance.** If at a boundary the credits of the runnable vCPUs sum to
 //!   less than zero (CPU time was used that no credit paid for, typically
 //!   because a sleeping interactive domain kept its share to fill up to its
@@ -38,11 +40,15 @@
 //!   next exit of the running vCPU. The boost ends once the vCPU has run
 //!   [`BOOST_TICK_NS`] (10 ms, Xen's tick) or at its first charge after the
 //!   accounting boundary that followed the wake.
-//! * **Choice.** The best priority runs first; within a priority the run
-//!   queue is FIFO and a picked vCPU goes to its tail (round robin). A vCPU
-//!   keeps the CPU for its whole slice ([`Params::tslice_ns`], default 30 ms)
-//!   unless something strictly better becomes runnable, its priority drops
-//!   (its credit or boost ran out while others wait), it blocks or yields.
+//! * **Choice.** The best priority runs first; within a priority the vCPU
+//!   holding the most credit, and among equals the one queued longest. A
+//!   vCPU keeps the CPU for its slice ([`Params::tslice_ns`], default 30 ms)
+//!   unless something strictly better becomes runnable, another of its
+//!   priority leads it by [`LEAD_NS`] of credit, its priority drops (its
+//!   credit or boost ran out while others wait), or it blocks or yields.
+//!   Plain round robin within `Under` would share the CPU equally whatever
+//!   the weights; running the richest keeps the busy vCPUs' credit close,
+//!   so CPU time follows the grants.
 //! * **Caps** (percent of one CPU, 0 = none). A capped domain may run
 //!   `cap * period_ns / 100` per period. Once it has, its vCPUs are *parked*
 //!   (runnable but never picked) until the next boundary; an overrun is

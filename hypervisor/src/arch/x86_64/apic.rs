@@ -139,14 +139,20 @@ impl LocalApic {
             return 0;
         }
         self.write(REG_LVT_TIMER, LVT_MASKED);
-        self.write(REG_TIMER_INITIAL, u32::MAX);
-        let wait = tsc_hz / 100; // 10 ms
-        let start = super::cpu::rdtsc();
-        while super::cpu::rdtsc().wrapping_sub(start) < wait {
-            core::hint::spin_loop();
+        // Three 10 ms measurements against the TSC; the median resists one
+        // disturbed run (a virtual CPU descheduled by its host, say).
+        let mut runs = [0u64; 3];
+        for run in runs.iter_mut() {
+            self.write(REG_TIMER_INITIAL, u32::MAX);
+            let wait = tsc_hz / 100; // 10 ms
+            let start = super::cpu::rdtsc();
+            while super::cpu::rdtsc().wrapping_sub(start) < wait {
+                core::hint::spin_loop();
+            }
+            *run = u64::from(u32::MAX - self.read(REG_TIMER_CURRENT)) / 10;
         }
-        let elapsed = u64::from(u32::MAX - self.read(REG_TIMER_CURRENT));
-        let per_ms = (elapsed / 10).max(1);
+        runs.sort_unstable();
+        let per_ms = runs[1].max(1);
         self.write(REG_TIMER_INITIAL, 0);
         self.write(REG_LVT_TIMER, u32::from(vector));
         TICKS_PER_MS.store(per_ms, Ordering::Relaxed);
