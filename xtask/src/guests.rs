@@ -23,7 +23,7 @@ pub const DOM0: &str = "dom0";
 
 /// The domU guests' packages. The bundle holds each as `images/NAME.elf`.
 pub const DOMU: &[&str] = &[
-    "hello", "memtest", "hostile", "pingpong", "spinner", "timer", "bench",
+    "hello", "memtest", "hostile", "pingpong", "spinner", "timer", "bench", "fuzz",
 ];
 
 /// The guest whose image the broken test images are made from.

@@ -5,15 +5,19 @@
 //! note, `qemu.rs` knows QEMU, `tools.rs` installs host tools, `scenario.rs`
 //! reads `tests/*.toml`, `runner.rs` boots them, and `props.rs` knows the
 //! hostile-guest property suite those with `props = [...]` run; `soak.rs`
-//! creates and destroys domains in a loop (`cargo xtask soak`).
+//! creates and destroys domains in a loop (`cargo xtask soak`); `fuzz.rs`
+//! runs the hypercall fuzzer beside a canary (`cargo xtask fuzz`), and
+//! `qmp.rs` checks W^X from outside for scenarios with `qmp_check_after`.
 
 mod bench;
 mod build;
 mod elf;
 mod error;
+mod fuzz;
 mod guests;
 mod props;
 mod qemu;
+mod qmp;
 mod runner;
 mod scenario;
 mod soak;
@@ -38,6 +42,8 @@ commands:
                (table; target/oxen/bench.json and bench.svg; docs/benchmarks.md)
   soak         build, then create and destroy domains in dom0 (xm soak) and check that
                every frame comes back and the hypervisor heap does not grow
+  fuzz         build, then run the hypercall fuzzer beside a canary and check the
+               hypervisor's invariants (tests/fuzz-regressions/README.md)
   help         show this text
 
 run options:
@@ -48,6 +54,16 @@ run options:
   --smp N             CPUs (default 1)
   --append \"...\"      hypervisor command line
   -- ARGS...          extra QEMU arguments
+
+fuzz options:
+  --calls N           hypercalls per run (default 100000)
+  --seed S            the first seed (default 1)
+  --runs K            runs with seeds S, S+1, ... (default 1)
+  --keep-going        do not stop at the first failing run, nor a run at its first broken promise
+  --allow shx         go where a known hypervisor problem is (see guests/fuzz)
+  --regressions       run the saved failing seeds (tests/fuzz-regressions/*.toml) instead
+  --no-build          boot what target/oxen/ holds
+  --accel kvm|tcg     as for run
 
 test options:
   FILTER              run only scenarios whose file stem contains FILTER
@@ -105,6 +121,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         }
         "run" => cmd_run(RunArgs::parse(rest)?),
         "test" => cmd_test(TestArgs::parse(rest)?),
+        "fuzz" => fuzz::command(rest),
         "bench" => bench::command(rest),
         "soak" => soak::command(rest),
         "help" | "-h" | "--help" => {

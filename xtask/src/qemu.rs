@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::fmt::{self, Display};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use crate::error::{Context, Result};
@@ -224,6 +224,25 @@ pub fn command_line(console: Console, machine: &Machine, accel: Accel, boot: &Bo
     args
 }
 
+/// Arguments that give QMP and the gdbstub a Unix socket each (servers,
+/// not waiting for a client) and hold the CPU at reset (`-S`) until a
+/// client lets it go: what the runner's W^X check needs (`qmp.rs`).
+pub fn monitor_args(qmp: &Path, gdb: &Path) -> Vec<OsString> {
+    let socket = |path: &Path| {
+        let mut arg = OsString::from("unix:");
+        arg.push(path);
+        arg.push(",server=on,wait=off");
+        arg
+    };
+    vec![
+        "-qmp".into(),
+        socket(qmp),
+        "-gdb".into(),
+        socket(gdb),
+        "-S".into(),
+    ]
+}
+
 /// Renders a command line for humans (and for copying into a shell).
 pub fn shell_words(program: &str, args: &[OsString]) -> String {
     let mut out = String::from(program);
@@ -404,6 +423,15 @@ mod tests {
         assert!(args.windows(2).any(|w| w == ["-cpu", "host,-arch-capabilities"]));
         assert!(args.ends_with(&["-cdrom".into(), "o.iso".into(), "-boot".into(), "d".into()]));
         assert!(!args.iter().any(|a| a == "-kernel" || a == "-initrd"));
+    }
+
+    #[test]
+    fn monitor_sockets() {
+        let args = strings(&monitor_args(Path::new("/tmp/q.sock"), Path::new("/tmp/g.sock")));
+        assert_eq!(
+            args.join(" "),
+            "-qmp unix:/tmp/q.sock,server=on,wait=off -gdb unix:/tmp/g.sock,server=on,wait=off -S"
+        );
     }
 
     #[test]

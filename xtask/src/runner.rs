@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::build;
 use crate::error::{Context, Result};
 use crate::qemu::{self, Accel, Boot, Console as ConsoleKind, Outcome};
+use crate::qmp;
 use crate::scenario::{BootKind, BundleKind, ImageKind, Scenario};
 
 /// How long a run may go on after a forbidden string appeared, so that the
@@ -616,8 +617,14 @@ pub fn run_one(scenario: &Scenario, config: &Config) -> Report {
                 args.push("-icount".into());
                 args.push("shift=0,align=off,sleep=off".into());
             }
+            // The W^X check (`qmp.rs`): QMP and gdbstub sockets, CPU held.
+            let monitor = scenario.qmp_check_after.as_ref().map(|_| qmp::Monitor::new());
+            let args: Vec<OsString> = match &monitor {
+                Some(Ok(m)) => args.into_iter().chain(m.qemu_args()).collect(),
+                _ => args,
+            };
             command_text = qemu::shell_words(&config.qemu.to_string_lossy(), &args);
-            let (mut reasons, timings) = boot(scenario, config, &args, &console, start);
+            let (mut reasons, timings) = boot(scenario, config, &args, &console, start, monitor.as_ref());
             summary = timings;
             if let Some(words) = &scenario.props {
                 let verdict = crate::props::judge_run(words, &console.lock().serial);
@@ -654,6 +661,7 @@ fn boot(
     args: &[OsString],
     console: &Console,
     start: Instant,
+    monitor: Option<&Result<qmp::Monitor>>,
 ) -> (Vec<String>, Option<String>) {
     let spawned = Command::new(&config.qemu)
         .args(args)
@@ -674,13 +682,14 @@ fn boot(
     let stderr = child.stderr.take();
     let mut stdin = child.stdin.take();
     let deadline = start + Duration::from_secs(scenario.timeout_secs);
-    let (drive, status, killed) = thread::scope(|scope| {
+    let (drive, status, killed, qmp_verdict) = thread::scope(|scope| {
         if let Some(stdout) = stdout {
             scope.spawn(|| console.read_serial(stdout));
         }
         if let Some(stderr) = stderr {
             scope.spawn(|| console.read_stderr(stderr));
         }
+        let checker = monitor.map(|m| scope.spawn(move || qmp_check(scenario, config, m, console, deadline)));
         let drive = drive(scenario, console, &mut stdin, start);
         let reap_deadline = if drive.forbidden.is_some() {
             (Instant::now() + FORBIDDEN_GRACE).min(deadline)
@@ -692,14 +701,78 @@ fn boot(
             Instant::now()
         };
         let (status, killed) = reap(&mut child, reap_deadline);
+        let qmp_verdict = checker.map(|c| {
+            c.join()
+                .unwrap_or_else(|_| Err("the checker panicked".to_string()))
+        });
         drop(stdin);
-        (drive, status, killed)
+        (drive, status, killed, qmp_verdict)
     });
+    let qmp_reasons = qmp_reasons(qmp_verdict, console);
     let timings = timing_summary(&drive.timings);
     (
-        judge(scenario, drive, status, killed, &console.lock().serial),
+        judge(scenario, drive, status, killed, &console.lock().serial)
+            .into_iter()
+            .chain(qmp_reasons)
+            .collect(),
         timings,
     )
+}
+
+/// The W^X check of a `qmp_check_after` scenario (`qmp.rs`), beside the
+/// drive: waits for the text on the console, holds the machine, judges
+/// its page tables, lets it run on.
+fn qmp_check(
+    scenario: &Scenario,
+    config: &Config,
+    monitor: &Result<qmp::Monitor>,
+    console: &Console,
+    deadline: Instant,
+) -> qmp::Verdict {
+    let monitor = monitor
+        .as_ref()
+        .map_err(|e| format!("cannot make the QMP sockets: {e}"))?;
+    let trigger = scenario.qmp_check_after.as_deref().unwrap_or_default();
+    let elf_path = match scenario.image {
+        ImageKind::Test => &config.test_elf,
+        ImageKind::Release => &config.release_elf,
+    };
+    let elf = fs::read(elf_path).map_err(|e| format!("cannot read {}: {e}", elf_path.display()))?;
+    // Search only what arrived since the last look; once seen, seen for good.
+    let (searched, hit) = (std::cell::Cell::new(0usize), std::cell::Cell::new(false));
+    let seen = || {
+        if !hit.get() {
+            let out = console.lock();
+            let from = searched.get().saturating_sub(trigger.len());
+            hit.set(find(out.serial.get(from..).unwrap_or_default(), trigger.as_bytes()).is_some());
+            searched.set(out.serial.len());
+        }
+        hit.get()
+    };
+    let alive = || !console.lock().closed;
+    qmp::check(monitor, &elf, trigger, &seen, &alive, deadline)
+}
+
+/// The W^X check's verdict as failure reasons; the transcript gets a line
+/// either way.
+fn qmp_reasons(verdict: Option<qmp::Verdict>, console: &Console) -> Vec<String> {
+    let Some(verdict) = verdict else {
+        return Vec::new();
+    };
+    let line = match &verdict {
+        Ok(summary) => format!("qmp check: {summary}\n"),
+        Err(why) => format!("qmp check: FAILED: {why}\n"),
+    };
+    let mut out = console.lock();
+    if out.log.last().is_some_and(|&b| b != b'\n') {
+        out.log.push(b'\n');
+    }
+    out.log.extend_from_slice(line.as_bytes());
+    verdict
+        .err()
+        .map(|why| format!("W^X check through QMP: {why}"))
+        .into_iter()
+        .collect()
 }
 
 /// Turns what happened into failure reasons (none: passed).

@@ -18,6 +18,7 @@
 //! exit = "success"      # "success" (QEMU status 33) | "failure" (status 35); default "success"
 //! expect = ["Oxen 0.1.0", "boot protocol: PVH"]  # must appear in this order
 //! forbid = ["FATAL"]    # must not appear anywhere
+//! qmp_check_after = "self-check: no writable+executable mapping"  # optional (qmp.rs)
 //!
 //! [[step]]              # optional, after the `expect` list, in order
 //! expect = "dom0# "     # wait for this (after everything matched so far)...
@@ -68,6 +69,11 @@
 //! `heap_stable = true` applies `cargo xtask soak`'s heap rule to the
 //! run's output ([`crate::soak::check_heap`]): the hypervisor heap in use
 //! after the last domain destroy is not above its value after the tenth.
+//!
+//! `qmp_check_after` checks W^X from outside (`qmp.rs`): once that text
+//! appears on the console, the runner holds the machine, reads the page
+//! tables through QMP (`info tlb`) and fails the scenario on any
+//! upper-half page that is writable and executable or user-accessible.
 
 use std::fs;
 use std::path::Path;
@@ -346,6 +352,7 @@ struct File {
     expect: Vec<String>,
     #[serde(default)]
     forbid: Vec<String>,
+    qmp_check_after: Option<String>,
     #[serde(default)]
     step: Vec<Step>,
     #[serde(default)]
@@ -385,6 +392,8 @@ pub struct Scenario {
     pub expect: Vec<String>,
     /// Strings that must not appear.
     pub forbid: Vec<String>,
+    /// Check the page tables through QMP once this text appears (`qmp.rs`).
+    pub qmp_check_after: Option<String>,
     /// Interactive steps after `expect`.
     pub steps: Vec<Step>,
     /// Numbers in the output to check once the run is over.
@@ -498,6 +507,9 @@ impl Scenario {
                 }
             }
         }
+        if file.qmp_check_after.as_deref() == Some("") {
+            return Err(error("qmp_check_after must not be empty"));
+        }
         let ratios = file
             .ratio
             .into_iter()
@@ -518,6 +530,7 @@ impl Scenario {
             exit: file.exit,
             expect: file.expect,
             forbid: file.forbid,
+            qmp_check_after: file.qmp_check_after,
             steps: file.step,
             ratios,
             icount: file.icount,
@@ -788,6 +801,15 @@ mod tests {
         assert!(with("numerator = \"a\"\nexpect = 1.0\ntolerance = 0.1").contains("ratio 1"));
         assert!(with("numerator = \"a {}\"\nexpect = 1.0").contains("tolerance"));
         assert!(with("numerator = \"a {}\"\nexpect = 1.0\ntolerance = 0.1\nslack = 1").contains("slack"));
+    }
+
+    #[test]
+    fn qmp_checks_are_optional_and_not_empty() -> Result<()> {
+        let s = Scenario::parse("x", "description = \"d\"\nqmp_check_after = \"self-check\"")?;
+        assert_eq!(s.qmp_check_after.as_deref(), Some("self-check"));
+        assert_eq!(Scenario::parse("x", "description = \"d\"")?.qmp_check_after, None);
+        assert!(rejected("description = \"d\"\nqmp_check_after = \"\"").contains("qmp_check_after"));
+        Ok(())
     }
 
     #[test]

@@ -129,6 +129,11 @@ fn check(table: &DomainTable, caller: DomId, target: DomId, op: &MmuOp) -> Resul
                 return Err(Status::EINVAL);
             }
             let (pa, _) = mapped.ok_or(Status::ENOENT)?;
+            // The shared-info page is data, never code: mapping it refuses
+            // MMU_EXEC, and so does changing its rights (found by the fuzzer).
+            if r.exec && pa == dom.shared_info.addr() {
+                return Err(Status::EINVAL);
+            }
             // Only memory the domain may write can be made writable: its
             // frames, its shared info, frames it maps foreign. Not the boot
             // bundle, which is mapped read-only for good.
