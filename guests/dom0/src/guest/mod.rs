@@ -116,6 +116,7 @@ pub fn main() -> ShutdownReason {
         let mut xm = Xm::new(bundle, tsc_khz, watch);
         xm.boot_free_pages = before_free;
         xm.test_mode = test_mode;
+        xm.auto_pending = !xm.watch.is_empty();
         return run_shell(&mut hv, &mut waker, xm);
     }
 

@@ -218,6 +218,19 @@ impl<'a> Shell<'a> {
         for event in &happened {
             say!(events, "{event}");
         }
+        // Once every domain started from auto/ at boot has stopped, say
+        // whether the memory they had came back (as the non-shell dom0 does).
+        if self.xm.auto_pending && self.xm.watch.is_empty() {
+            self.xm.auto_pending = false;
+            if let (Some(before_free), Ok(phys)) = (self.xm.boot_free_pages, hv.sysctl_physinfo()) {
+                let check = crate::watch::MemoryCheck {
+                    before_free,
+                    after_free: phys.free_pages,
+                    preserved: self.xm.watch.preserved().len(),
+                };
+                say!(events, "{check}");
+            }
+        }
         if !events.is_empty() {
             self.notice(&events);
         }

@@ -85,6 +85,9 @@ pub struct Xm<'a> {
     pub boot_free_pages: Option<u64>,
     /// dom0 runs with `oxen_test=dom0`.
     pub test_mode: bool,
+    /// The `auto/` domains started at boot have not all stopped yet: once
+    /// they have, the shell reports whether memory came back.
+    pub auto_pending: bool,
 }
 
 impl<'a> Xm<'a> {
@@ -98,6 +101,7 @@ impl<'a> Xm<'a> {
             dmesg_from: 0,
             boot_free_pages: None,
             test_mode: false,
+            auto_pending: false,
         }
     }
 
