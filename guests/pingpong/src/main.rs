@@ -4,14 +4,14 @@
 //!
 //! ```text
 //! role=ping [peer=D | peer_offset=+1] [rounds=N]
-//! role=pong [peer=D | peer_offset=-1] [rounds=N] [close_after=K | die_after=K]
+//! role=pong [peer=D | peer_offset=-1] [rounds=N] [close_after=K | die_after=K] [bind_late=1]
 //! ```
 //!
 //! **Rendezvous** (there is no xenstore): dom0 starts the configs under
 //! `auto/` in name order, one right after the other, so `ping.cfg` gets
-//! some domain ID N and `pong.cfg` (or `pong-close.cfg`, `pong-die.cfg`)
-//! N + 1; each side names the other by `peer_offset` from its own ID
-//! (defaults: ping +1, pong -1), or by `peer=` outright. Pong offers a port
+//! some domain ID N and `pong.cfg` (or `pong-close.cfg`, `pong-die.cfg`,
+//! `pong-late.cfg`) N + 1; each side names the other by `peer_offset` from
+//! its own ID (defaults: ping +1, pong -1), or by `peer=` outright. Pong offers a port
 //! to ping with `evtchn_alloc_unbound(ping)`, retrying for [`RENDEZVOUS_NS`]
 //! should ping's domain not exist (`ESRCH`), and prints `pingpong: pong
 //! listening on port P`. Ping cannot learn P, but
@@ -21,6 +21,13 @@
 //! the port offered to it binds (the others fail with `EINVAL`, and all of
 //! them with `ESRCH` while pong does not exist), retrying for
 //! [`RENDEZVOUS_NS`] until pong is up.
+//!
+//! **A handler bound late** (`bind_late=1`): pong binds its handler only
+//! once ping's first notification has come in, and prints `pingpong: pong
+//! bound its handler after N notification(s)`. Ping may bind and send as
+//! soon as the port is offered, so this ordering also happens by chance (a
+//! preemption between `evtchn_alloc_unbound` and `bind_handler`); the SDK
+//! hands the handler what came in before it, and the round goes on.
 //!
 //! **The bounce.** Ping sends and waits for pong's answer, `rounds` times
 //! (default 100000), timing each round trip with `rdtsc`; pong's handler
@@ -83,9 +90,9 @@ fn main() -> ShutdownReason {
             Ok(pong) => ping(pong, rounds),
             Err(why) => usage(&why),
         },
-        Some("pong") => match (peer(-1), number("close_after"), number("die_after")) {
-            (Ok(ping), Ok(close_after), Ok(die_after)) => pong(ping, rounds, close_after, die_after),
-            (Err(why), ..) | (_, Err(why), _) | (.., Err(why)) => usage(&why),
+        Some("pong") => match (peer(-1), PongPlan::from_cmdline()) {
+            (Ok(ping), Ok(plan)) => pong(ping, rounds, &plan),
+            (Err(why), _) | (_, Err(why)) => usage(&why),
         },
         _ => usage("role= must be ping or pong"),
     }
@@ -94,7 +101,7 @@ fn main() -> ShutdownReason {
 fn usage(why: &str) -> ShutdownReason {
     println!("pingpong: {why}");
     println!(
-        "pingpong: usage: role=ping|pong [peer=D | peer_offset=N] [rounds=N] [close_after=K | die_after=K]"
+        "pingpong: usage: role=ping|pong [peer=D | peer_offset=N] [rounds=N] [close_after=K | die_after=K] [bind_late=1]"
     );
     ShutdownReason::Crash
 }
@@ -229,16 +236,45 @@ static CLOSED: AtomicU32 = AtomicU32::new(0);
 /// The status of a failed answer (0: none).
 static SEND_ERROR: AtomicU64 = AtomicU64::new(0);
 
-fn pong(ping: DomId, rounds: u64, close_after: Option<u64>, die_after: Option<u64>) -> ShutdownReason {
+/// What pong does besides answering, from the command line.
+struct PongPlan {
+    /// `close_after=K`.
+    close_after: Option<u64>,
+    /// `die_after=K`.
+    die_after: Option<u64>,
+    /// `bind_late=1`.
+    bind_late: bool,
+}
+
+impl PongPlan {
+    fn from_cmdline() -> Result<PongPlan, String> {
+        Ok(PongPlan {
+            close_after: number("close_after")?,
+            die_after: number("die_after")?,
+            bind_late: number("bind_late")?.is_some_and(|n| n != 0),
+        })
+    }
+}
+
+fn pong(ping: DomId, rounds: u64, plan: &PongPlan) -> ShutdownReason {
     ROUNDS.store(rounds, SeqCst);
-    CLOSE_AFTER.store(close_after.unwrap_or(u64::MAX), SeqCst);
-    DIE_AFTER.store(die_after.unwrap_or(u64::MAX), SeqCst);
+    CLOSE_AFTER.store(plan.close_after.unwrap_or(u64::MAX), SeqCst);
+    DIE_AFTER.store(plan.die_after.unwrap_or(u64::MAX), SeqCst);
     let Ok(port) = retry(|| event::alloc_unbound(ping)) else {
         return timed_out();
     };
+    if plan.bind_late && !first_notification(port) {
+        return timed_out();
+    }
+    // Counted before binding: the handler answers at once, and the bounce
+    // goes on while this domain gets to its next line.
+    let before = event::events_received(port);
     if let Err(e) = event::bind_handler(port, on_ping) {
         println!("pingpong: pong cannot handle port {port}: {e}");
         return ShutdownReason::Crash;
+    }
+    if plan.bind_late {
+        println!("pingpong: pong bound its handler after {before} notification(s)");
     }
     println!("pingpong: pong listening on port {port} for domain {ping}");
     let mut seen = 0;
@@ -264,6 +300,20 @@ fn pong(ping: DomId, rounds: u64, close_after: Option<u64>, die_after: Option<u6
             return ShutdownReason::Poweroff;
         }
     }
+}
+
+/// Wait, for at most [`RENDEZVOUS_NS`], until ping's first notification
+/// on `port` has come in (taken by the SDK with no handler to run, or
+/// still pending); whether it did.
+fn first_notification(port: u32) -> bool {
+    let deadline = now_ns() + RENDEZVOUS_NS;
+    while event::events_received(port) == 0 && !event::is_pending(port) {
+        if now_ns() >= deadline {
+            return false;
+        }
+        sleep_ms(1);
+    }
+    true
 }
 
 /// A notification from ping: answer it, or close or crash instead once the

@@ -20,13 +20,23 @@
 //! unmask and the `iret` nests a second upcall on the same stack; it cannot
 //! be lost.
 //!
+//! **A handler bound late.** A port exists, and can fire, before its
+//! handler does: a peer may bind and send as soon as `evtchn_alloc_unbound`
+//! returns, a VIRQ may fire right after `evtchn_bind_virq`. A scan that
+//! meets a port without a handler counts and latches the event as usual
+//! and also marks it unhandled; [`bind_handler`] (with upcalls masked, so
+//! no scan runs in between) installs the handler and runs it at once if
+//! the port has an unhandled event, so that event is not lost. A [`wait`]
+//! that takes the latch takes the unhandled mark too: the event was seen.
+//!
 //! **Waiting** never depends on what `sched_block` wakes for: [`block_until`]
 //! masks upcalls, runs whatever is pending inline, tests its condition and
 //! sleeps in `sched_poll` on the ports it was given (plus the control port),
 //! whose pending bits stay set while upcalls are masked, so a wake-up cannot
 //! slip in between the test and the sleep. Every wait can have a timeout.
 //!
-//! Handlers run in upcall context or inside a wait: they must be short,
+//! Handlers run in upcall context, inside a wait, or inside [`bind_handler`]
+//! for an event that came before them: they must be short,
 //! must not allocate (the heap lock may be held by the code they
 //! interrupted) and may print (the console falls back to a private buffer).
 //!
@@ -61,6 +71,9 @@ static HANDLERS: [AtomicUsize; EVTCHN_PORTS] = [const { AtomicUsize::new(0) }; E
 static RECEIVED: [AtomicU64; EVTCHN_PORTS] = [const { AtomicU64::new(0) }; EVTCHN_PORTS];
 /// One bit per port: it fired since [`wait`] last consumed it.
 static LATCHED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+/// One bit per port: it fired while it had no handler, and no [`wait`] took
+/// the event; [`bind_handler`] hands it to the handler.
+static UNHANDLED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
 /// Whether the upcall entry is registered.
 static CALLBACK: AtomicU8 = AtomicU8::new(CALLBACK_NONE);
@@ -254,22 +267,40 @@ fn set_slot(i: usize, handler: Option<Handler>) {
     }
 }
 
-/// Count `port`, latch it for [`wait`], and call its handler.
+/// Count `port`, latch it for [`wait`], and call its handler (or, with
+/// none bound, keep the event for the next one).
 fn deliver(port: u32) {
     let Ok(i) = index(port) else { return };
     RECEIVED[i].fetch_add(1, SeqCst);
     let (w, bit) = word_bit(i);
     LATCHED[w].fetch_or(bit, SeqCst);
-    if let Some(handler) = handler_at(i) {
-        handler(port);
+    match handler_at(i) {
+        Some(handler) => handler(port),
+        None => {
+            UNHANDLED[w].fetch_or(bit, SeqCst);
+        }
     }
 }
 
-/// Whether `port` fired since the last call, clearing the latch.
+/// Whether `port` fired since the last call, clearing the latch (and the
+/// unhandled mark: the caller has seen the event).
 fn take_latched(port: u32) -> bool {
     let Ok(i) = index(port) else { return false };
     let (w, bit) = word_bit(i);
+    UNHANDLED[w].fetch_and(!bit, SeqCst);
     LATCHED[w].fetch_and(!bit, SeqCst) & bit != 0
+}
+
+/// Install `handler` for table index `i` and run it once if the port fired
+/// while it had none. Call it with upcalls masked, so that no scan runs
+/// between the two steps.
+fn attach(i: usize, handler: Handler) {
+    set_slot(i, Some(handler));
+    let (w, bit) = word_bit(i);
+    if UNHANDLED[w].fetch_and(!bit, SeqCst) & bit != 0 {
+        // `i` is an index below `EVTCHN_PORTS`, so it fits.
+        handler(u32::try_from(i).unwrap_or(0));
+    }
 }
 
 /// Events delivered on `port` since the domain started (0 for a bad port).
@@ -400,17 +431,22 @@ fn ensure_callback() {
 
 // ---- Handlers, masks, pending bits ------------------------------------------
 
-/// Call `handler` each time `port` fires (replacing any handler it had);
-/// registers the upcall entry on first use (normally at start, for the
-/// control port) and lets upcalls in. `EINVAL` for a bad port.
+/// Call `handler` each time `port` fires (replacing any handler it had),
+/// and once now if the port fired while it had no handler and no wait took
+/// that event (see "A handler bound late" in the module docs); registers
+/// the upcall entry on first use (normally at start, for the control port)
+/// and lets upcalls in. `EINVAL` for a bad port.
 pub fn bind_handler(port: u32, handler: Handler) -> Result<(), Status> {
     let i = index(port)?;
-    set_slot(i, Some(handler));
+    let previous = mask_upcalls();
+    attach(i, handler);
+    restore_upcalls(previous);
     ensure_callback();
     Ok(())
 }
 
-/// Remove `port`'s handler: its events are only counted and latched.
+/// Remove `port`'s handler: its events are only counted and latched (and
+/// kept for the next handler bound, unless a wait takes them).
 pub fn unbind(port: u32) {
     if let Ok(i) = index(port) {
         set_slot(i, None);
@@ -447,8 +483,8 @@ pub fn is_pending(port: u32) -> bool {
     }
 }
 
-/// Clear `port`'s pending bit and its latch: forget an event without
-/// running its handler.
+/// Clear `port`'s pending bit, its latch and its unhandled mark: forget an
+/// event without running its handler.
 pub fn clear_pending(port: u32) {
     if let (Ok(i), Some(page)) = (index(port), Page::get()) {
         let (w, bit) = word_bit(i);
@@ -573,7 +609,7 @@ pub fn send(port: u32) -> Result<(), Status> {
     hypercall::evtchn_send(port)
 }
 
-/// Close `port` and forget its handler and any latched event.
+/// Close `port` and forget its handler and any latched or unhandled event.
 pub fn close(port: u32) -> Result<(), Status> {
     unbind(port);
     let result = hypercall::evtchn_close(port);
@@ -781,6 +817,37 @@ mod tests {
         deliver(0);
         assert_eq!(events_received(0), 0);
         assert!(!take_latched(u32::MAX));
+    }
+
+    static LATE_CALLS: AtomicU64 = AtomicU64::new(0);
+    fn count_late_call(port: u32) {
+        assert_eq!(port, 78);
+        LATE_CALLS.fetch_add(1, SeqCst);
+    }
+
+    /// The pingpong rendezvous: the peer's first event came before the
+    /// handler was bound. The handler gets it when it is bound, once.
+    #[test]
+    fn an_event_before_the_handler_reaches_it_when_it_is_bound() {
+        deliver(78);
+        assert_eq!(LATE_CALLS.load(SeqCst), 0);
+        attach(78, count_late_call);
+        assert_eq!(LATE_CALLS.load(SeqCst), 1);
+        // Handed over once: binding again (or a replacement) runs nothing.
+        attach(78, count_late_call);
+        assert_eq!(LATE_CALLS.load(SeqCst), 1);
+        // Later events go to the handler as they come, and only then.
+        deliver(78);
+        assert_eq!(LATE_CALLS.load(SeqCst), 2);
+        attach(78, count_late_call);
+        assert_eq!(LATE_CALLS.load(SeqCst), 2);
+        // An event a wait took is not handed over again.
+        set_slot(78, None);
+        deliver(78);
+        assert!(take_latched(78));
+        attach(78, count_late_call);
+        assert_eq!(LATE_CALLS.load(SeqCst), 2);
+        set_slot(78, None);
     }
 
     #[test]
