@@ -19,10 +19,10 @@ pub mod cmdline;
 #[path = "sched/credit.rs"]
 pub mod credit;
 pub mod mm;
-pub mod ring;
 #[cfg(not(target_os = "none"))]
 #[path = "domain/p2m.rs"]
 pub mod p2m;
+pub mod ring;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -79,8 +79,14 @@ pub fn build_dom0(image: &[u8], bundle: PhysRange, mem_bytes: u64, cmdline: &str
     let first = bundle.start & !(PAGE_SIZE - 1);
     let count = (bundle.end - first).div_ceil(PAGE_SIZE);
     for i in 0..count {
-        let rights = Rights { write: false, exec: false };
-        if let Err(e) = dom.space.map(GUEST_MODULE_VA + i * PAGE_SIZE, first + i * PAGE_SIZE, rights) {
+        let rights = Rights {
+            write: false,
+            exec: false,
+        };
+        if let Err(e) = dom
+            .space
+            .map(GUEST_MODULE_VA + i * PAGE_SIZE, first + i * PAGE_SIZE, rights)
+        {
             table.discard(0);
             return Err(format!("cannot map the boot bundle into dom0: {e}"));
         }

@@ -121,7 +121,12 @@ fn can_run(dom: &crate::domain::Domain, v: usize) -> bool {
 fn reconcile(table: &DomainTable, st: &mut RunState, now: u64) {
     // Domains that went away (rare: only then does this allocate).
     if st.known.iter().any(|id| !table.contains(*id)) {
-        let gone: alloc::vec::Vec<DomId> = st.known.iter().copied().filter(|id| !table.contains(*id)).collect();
+        let gone: alloc::vec::Vec<DomId> = st
+            .known
+            .iter()
+            .copied()
+            .filter(|id| !table.contains(*id))
+            .collect();
         for id in gone {
             st.credit.remove_domain(id);
             st.known.remove(&id);
@@ -211,7 +216,7 @@ fn housekeeping(table: &mut DomainTable, st: &mut RunState, now: u64) {
 
 /// Switch to `(id, v)`, run it once, and handle its exit.
 fn run_once(st: &mut RunState, (id, v): VcpuRef, until: u64) {
-    let (regs, root) = {
+    let regs = {
         let mut table = DOMAINS.lock();
         let Some(dom) = table.get_mut(id) else {
             kick();
@@ -251,16 +256,18 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef, until: u64) {
         }
         let rip = dom.vcpus[v].regs.rip;
         if rip >= dom0_abi::GUEST_VA_LIMIT {
-            table.crash(id, format_args!("vCPU {v} would resume at the non-canonical address {rip:#x}"));
+            table.crash(
+                id,
+                format_args!("vCPU {v} would resume at the non-canonical address {rip:#x}"),
+            );
             return;
         }
         let Some(vcpu) = table.get_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
             return;
         };
         let regs: *mut Regs = &mut vcpu.regs;
-        (regs, root)
+        regs
     };
-    let _ = root;
     // SAFETY: `regs` lives in a boxed vCPU that is not freed while it runs
     // (only this loop destroys domains, and never the one it is running).
     let regs = unsafe { &mut *regs };
@@ -287,7 +294,8 @@ fn run_once(st: &mut RunState, (id, v): VcpuRef, until: u64) {
             break;
         }
     }
-    st.credit.charge((id, v), time::tsc_to_ns(ran_tsc_total), time::now_ns());
+    st.credit
+        .charge((id, v), time::tsc_to_ns(ran_tsc_total), time::now_ns());
 }
 
 /// Enter the event callback if an upcall is pending and not masked.
@@ -344,14 +352,21 @@ fn handle_exit(
             // fault in ring 0): there is nothing to return to.
             // One look-up for the rest: account the time, check the return
             // address, see whether an event is pending.
-            let Some(dom) = table.get_mut(id) else { return false };
+            let Some(dom) = table.get_mut(id) else {
+                return false;
+            };
             dom.cpu_tsc = dom.cpu_tsc.wrapping_add(ran_tsc);
             let upcall = dom.shared.upcall_pending(v);
-            let Some(vcpu) = dom.vcpus.get_mut(v) else { return false };
+            let Some(vcpu) = dom.vcpus.get_mut(v) else {
+                return false;
+            };
             vcpu.cpu_tsc = vcpu.cpu_tsc.wrapping_add(ran_tsc);
             let rip = vcpu.regs.rip;
             if rip >= dom0_abi::GUEST_VA_LIMIT {
-                table.crash(id, format_args!("syscall returns to the non-canonical address {rip:#x}"));
+                table.crash(
+                    id,
+                    format_args!("syscall returns to the non-canonical address {rip:#x}"),
+                );
                 dom0_watch(&table, st);
                 return false;
             }
@@ -387,7 +402,6 @@ fn handle_exit(
         }
         v32 if v32 == u64::from(TIMER_VECTOR) => {
             apic::eoi();
-            crate::irq::tick();
             st.armed_ns = 0;
         }
         0..=31 => {
@@ -427,6 +441,9 @@ fn dom0_watch(table: &DomainTable, st: &RunState) {
         crate::arch::qemu::exit(crate::arch::qemu::ExitCode::Success);
         cpu::halt_forever();
     }
-    error!("dom0 stopped ({:?}): nothing is left to manage the machine; halting", dom0.state);
+    error!(
+        "dom0 stopped ({:?}): nothing is left to manage the machine; halting",
+        dom0.state
+    );
     crate::fatal::stop();
 }

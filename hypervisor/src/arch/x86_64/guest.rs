@@ -41,6 +41,13 @@ syscall_entry:
     push %rcx
     push $0
     push ${vsyscall}
+/* Every exit from a guest ends here, GS already the hypervisor's and the
+ * CPU's (or syscall_entry's) frame, vector and error code in the vCPU's
+ * register block: save the general registers below them and return from
+ * enter_guest. Exceptions and interrupts from ring 3 come through
+ * `from_guest` (idt.rs), which does the swapgs first. */
+.global guest_save_and_exit
+guest_save_and_exit:
     push %rax
     push %rbx
     push %rcx
@@ -56,12 +63,6 @@ syscall_entry:
     push %r13
     push %r14
     push %r15
-    jmp 2f
-/* Exits through an exception or interrupt arrive here with the guest's GS. */
-.global guest_exit
-guest_exit:
-    swapgs
-2:
     /* The guest's RFLAGS.DF survives an interrupt gate (only syscall's
      * FMASK clears it): the hypervisor's code assumes it clear. */
     cld
@@ -85,8 +86,6 @@ enter_guest:
     push %r15
     mov %rsp, %gs:{hv_rsp}
     mov %rdi, %rsp
-    cmpq ${vsysret}, {off_vector}(%rdi)
-    je 1f
     pop %r15
     pop %r14
     pop %r13
@@ -102,25 +101,13 @@ enter_guest:
     pop %rcx
     pop %rbx
     pop %rax
+    /* rsp is at the vector slot: sysretq when asked and safe, else iretq. */
+    cmpq ${vsysret}, (%rsp)
+    je 1f
     add $16, %rsp
     swapgs
     iretq
 1:
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
     mov 16(%rsp), %rcx
     mov 32(%rsp), %r11
     mov 40(%rsp), %rsp
@@ -134,7 +121,6 @@ enter_guest:
     user_cs = const USER_CS,
     vsyscall = const VECTOR_SYSCALL,
     vsysret = const VECTOR_SYSRET,
-    off_vector = const OFF_VECTOR,
     options(att_syntax)
 );
 

@@ -132,25 +132,11 @@ exception_common:
     iretq
 
 /* From ring 3: the CPU pushed the frame at TSS.RSP0, the end of the
- * current vCPU's register block; finish filling it and leave through
- * guest_exit (guest.rs), which returns from enter_guest. */
+ * current vCPU's register block; take the hypervisor's GS and finish
+ * through guest_save_and_exit (guest.rs), which returns from enter_guest. */
 from_guest:
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    jmp guest_exit
+    swapgs
+    jmp guest_save_and_exit
 
 /* Device interrupts: the LAPIC timer. */
 .balign 16
